@@ -1,0 +1,251 @@
+"""The pure circuit protocol: the shared record and its transitions.
+
+No I/O, no locks, no clock: every function takes the record it acts on and ``now`` (wall-clock
+seconds, shared by the fleet) and returns the record to write, or ``None`` when the transition
+does not apply to that record. The breaker reads a record, decides here, and writes the result
+with ``Store.compare_and_set(name, expected_epoch=record.epoch, new)``; because every write bumps
+the epoch, a decision taken on an outdated record can never be written.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fleetbreaker.config import Config
+
+__all__ = [
+    "ABSENT",
+    "CircuitState",
+    "Record",
+    "Route",
+    "claim",
+    "probe_failed",
+    "probe_released",
+    "probe_succeeded",
+    "route",
+    "trip",
+]
+
+FORMAT_VERSION = 1
+"""Version of the stored record format. Readers ignore fields they do not know, so new
+policies can add fields without a version bump; bump it only for an incompatible change."""
+
+
+class CircuitState(str, enum.Enum):
+    """The state of a circuit, as the whole fleet sees it."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class Route(enum.Enum):
+    """What a caller holding a record may do."""
+
+    ADMIT = "admit"  # closed: call the downstream
+    REJECT = "reject"  # open, or a probe is in flight: short-circuit
+    CLAIM = "claim"  # the probe slot is free: try to claim it
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The shared truth about one circuit, as stored.
+
+    ``epoch`` is bumped by every write and is the compare-and-set token. ``retry_at`` (OPEN) is
+    when the first probe may be claimed; ``probe_owner``/``probe_expires_at`` (HALF_OPEN) is the
+    current probe claim, if any; ``successes`` counts successful probes in this half-open
+    episode; ``failure_count`` is the count that tripped the circuit; ``expires_at`` is when a
+    store may forget the record. All times are wall-clock seconds since the Unix epoch.
+    """
+
+    state: CircuitState
+    epoch: int
+    opened_at: float | None = None
+    retry_at: float | None = None
+    probe_owner: str | None = None
+    probe_expires_at: float | None = None
+    successes: int = 0
+    failure_count: int = 0
+    updated_at: float = 0.0
+    expires_at: float = 0.0
+
+    def to_payload(self) -> dict[str, object]:
+        """The record as JSON-ready fields, for stores (the epoch is stored beside it)."""
+        return {
+            "v": FORMAT_VERSION,
+            "state": self.state.value,
+            "opened_at": self.opened_at,
+            "retry_at": self.retry_at,
+            "probe_owner": self.probe_owner,
+            "probe_expires_at": self.probe_expires_at,
+            "successes": self.successes,
+            "failure_count": self.failure_count,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_payload(cls, epoch: int, payload: dict[str, object]) -> Record:
+        """Rebuild a record; raise ``ValueError`` for anything that is not a valid record."""
+        version = payload.get("v")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"no format version (v) in {payload!r:.200}")
+        if version > FORMAT_VERSION:
+            raise ValueError(f"format version {version} is newer than this fleetbreaker knows")
+        state = CircuitState(payload.get("state"))
+        record = cls(
+            state=state,
+            epoch=_int(epoch, "epoch"),
+            opened_at=_opt_float(payload.get("opened_at"), "opened_at"),
+            retry_at=_opt_float(payload.get("retry_at"), "retry_at"),
+            probe_owner=_opt_str(payload.get("probe_owner"), "probe_owner"),
+            probe_expires_at=_opt_float(payload.get("probe_expires_at"), "probe_expires_at"),
+            successes=_int(payload.get("successes", 0), "successes"),
+            failure_count=_int(payload.get("failure_count", 0), "failure_count"),
+            updated_at=_float(payload.get("updated_at", 0.0), "updated_at"),
+            expires_at=_float(payload.get("expires_at", 0.0), "expires_at"),
+        )
+        if state is CircuitState.OPEN and record.retry_at is None:
+            raise ValueError("an open record has no retry_at")
+        if record.probe_owner is not None and record.probe_expires_at is None:
+            raise ValueError("a probe claim has no expiry")
+        return record
+
+
+def _int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{field} must be a non-negative integer, got {value!r:.50}")
+    return value
+
+
+def _float(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field} must be a number, got {value!r:.50}")
+    return float(value)
+
+
+def _opt_float(value: object, field: str) -> float | None:
+    return None if value is None else _float(value, field)
+
+
+def _opt_str(value: object, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{field} must be a string, got {value!r:.50}")
+    return value
+
+
+ABSENT = Record(state=CircuitState.CLOSED, epoch=0)
+"""How a circuit with no stored record reads: closed, never written."""
+
+
+def route(record: Record, now: float) -> Route:
+    """What a caller may do with ``record`` at ``now``."""
+    if record.state is CircuitState.CLOSED:
+        return Route.ADMIT
+    if record.state is CircuitState.OPEN:
+        return Route.CLAIM if now >= record.retry_at else Route.REJECT  # type: ignore[operator]
+    if record.probe_owner is None or now >= record.probe_expires_at:  # type: ignore[operator]
+        return Route.CLAIM
+    return Route.REJECT
+
+
+def trip(record: Record, *, now: float, failures: int, config: Config) -> Record | None:
+    """CLOSED(e) -> OPEN(e+1); ``None`` if the record is not closed."""
+    if record.state is not CircuitState.CLOSED:
+        return None
+    return Record(
+        state=CircuitState.OPEN,
+        epoch=record.epoch + 1,
+        opened_at=now,
+        retry_at=now + config.recovery_timeout,
+        failure_count=failures,
+        updated_at=now,
+        expires_at=now + config.record_ttl,
+    )
+
+
+def claim(record: Record, *, now: float, owner: str, config: Config) -> Record | None:
+    """Take the single probe slot: -> HALF_OPEN(e+1) owned by ``owner``; ``None`` if not free.
+
+    Successes of the episode survive a takeover of an expired claim; a claim on an OPEN record
+    starts a new half-open episode.
+    """
+    if route(record, now) is not Route.CLAIM:
+        return None
+    return replace(
+        record,
+        state=CircuitState.HALF_OPEN,
+        epoch=record.epoch + 1,
+        retry_at=None,
+        probe_owner=owner,
+        probe_expires_at=now + config.effective_probe_timeout,
+        successes=record.successes if record.state is CircuitState.HALF_OPEN else 0,
+        updated_at=now,
+        expires_at=now + config.record_ttl,
+    )
+
+
+def _owns_probe(record: Record, token: int) -> bool:
+    return (
+        record.epoch == token
+        and record.state is CircuitState.HALF_OPEN
+        and record.probe_owner is not None
+    )
+
+
+def probe_succeeded(record: Record, *, token: int, now: float, config: Config) -> Record | None:
+    """Count a successful probe and free the slot, closing at ``success_threshold``.
+
+    ``None`` if the claim ``token`` no longer holds (taken over or already decided): fencing.
+    """
+    if not _owns_probe(record, token):
+        return None
+    successes = record.successes + 1
+    if successes >= config.success_threshold:
+        return Record(
+            state=CircuitState.CLOSED,
+            epoch=record.epoch + 1,
+            updated_at=now,
+            expires_at=now + config.record_ttl,
+        )
+    return replace(
+        record,
+        epoch=record.epoch + 1,
+        probe_owner=None,
+        probe_expires_at=None,
+        successes=successes,
+        updated_at=now,
+        expires_at=now + config.record_ttl,
+    )
+
+
+def probe_failed(record: Record, *, token: int, now: float, config: Config) -> Record | None:
+    """A failed probe reopens the circuit for another ``recovery_timeout``; ``None`` if fenced."""
+    if not _owns_probe(record, token):
+        return None
+    return Record(
+        state=CircuitState.OPEN,
+        epoch=record.epoch + 1,
+        opened_at=now,
+        retry_at=now + config.recovery_timeout,
+        failure_count=record.failure_count,
+        updated_at=now,
+        expires_at=now + config.record_ttl,
+    )
+
+
+def probe_released(record: Record, *, token: int, now: float, config: Config) -> Record | None:
+    """Free the slot without counting (the probe ended by an ignored exception or a cancel)."""
+    if not _owns_probe(record, token):
+        return None
+    return replace(
+        record,
+        epoch=record.epoch + 1,
+        probe_owner=None,
+        probe_expires_at=None,
+        updated_at=now,
+        expires_at=now + config.record_ttl,
+    )

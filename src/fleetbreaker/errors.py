@@ -1,0 +1,44 @@
+"""Exceptions raised by fleetbreaker.
+
+The tree::
+
+    CircuitBreakerError          base of everything fleetbreaker raises
+    ├── CircuitOpenError         a call was refused because the circuit is open (has .circuit)
+    ├── ConfigError              bad configuration or circuit name (also a ValueError)
+    └── StoreError               a store could not be reached or answered badly
+
+A protected call never sees ``StoreError``: the breaker logs it and fails open. It reaches
+users only from direct store use (construction, ``Store.load``) and from ``CircuitBreaker.info``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fleetbreaker._info import CircuitInfo
+
+__all__ = ["CircuitBreakerError", "CircuitOpenError", "ConfigError", "StoreError"]
+
+
+class CircuitBreakerError(Exception):
+    """Base class of every exception fleetbreaker raises."""
+
+
+class CircuitOpenError(CircuitBreakerError):
+    """The circuit is open (or a probe is already in flight): the call was not made."""
+
+    def __init__(self, circuit: CircuitInfo) -> None:
+        self.circuit = circuit
+        super().__init__(
+            f"circuit {circuit.name!r} is {circuit.state.value}: call not attempted"
+            + (f" (next probe after {circuit.retry_at:.3f})" if circuit.retry_at else "")
+        )
+
+
+class ConfigError(CircuitBreakerError, ValueError):
+    """A configuration value or circuit name is not allowed; the message says what is."""
+
+
+class StoreError(CircuitBreakerError):
+    """A store operation failed (unreachable, timed out, refused, or answered nonsense)."""

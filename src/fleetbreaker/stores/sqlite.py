@@ -1,0 +1,168 @@
+"""SQLiteStore: circuits shared by every process and thread on one host, stdlib only."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from fleetbreaker._fork import reset_after_fork
+from fleetbreaker._protocol import Record
+from fleetbreaker.errors import StoreError
+from fleetbreaker.stores.base import Store, decode_record, encode_payload, store_error
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA_VERSION = "1"
+_TABLE = "fleetbreaker_circuits"
+
+# Each write is one statement in autocommit mode, so it takes the write lock for itself: no
+# read-then-write transaction that SQLite would refuse to upgrade ("database is locked").
+_CREATE_IF_ABSENT = f"""
+INSERT INTO {_TABLE} (name, epoch, payload, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    epoch = excluded.epoch, payload = excluded.payload, expires_at = excluded.expires_at
+WHERE {_TABLE}.expires_at <= ? OR typeof({_TABLE}.epoch) != 'integer' OR {_TABLE}.epoch < 0
+"""  # noqa: S608 - constant table name, values are bound
+_UPDATE_AT_EPOCH = f"""
+UPDATE {_TABLE} SET epoch = ?, payload = ?, expires_at = ?
+WHERE name = ? AND typeof(epoch) = 'integer' AND epoch = ? AND expires_at > ?
+"""  # noqa: S608
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file, safe across the processes and threads of one host.
+
+    ``timeout`` bounds how long a call waits for another writer's lock before it fails with
+    ``StoreError`` (the breaker then fails open), so a wedged database never hangs a caller.
+    The file runs in WAL mode with ``synchronous=NORMAL``: a circuit's state need not survive
+    a power loss, and a commit never waits for an fsync.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 1.0) -> None:
+        text = os.fspath(path)
+        if text == ":memory:" or text.startswith("file::memory:") or not text:
+            raise StoreError(
+                f"SQLiteStore needs a file path shared by the processes, got {text!r}; "
+                "for one process use MemoryStore"
+            )
+        if not (isinstance(timeout, int | float) and 0 < timeout <= 60):  # noqa: PLR2004
+            raise StoreError(f"SQLiteStore timeout must be seconds in (0, 60], got {timeout!r}")
+        self.path = Path(text)
+        self._timeout = float(timeout)
+        if not self.path.parent.is_dir():
+            raise StoreError(f"SQLiteStore: directory {str(self.path.parent)!r} does not exist")
+        if self.path.is_dir():
+            raise StoreError(f"SQLiteStore: {text!r} is a directory, not a database file")
+        self._local = threading.local()
+        self._pid = os.getpid()
+        reset_after_fork(self)
+        try:
+            self._prepare()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLiteStore: cannot use {text!r} as a fleetbreaker database: {exc}") from exc
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's connections must never be touched by a child: abandon them unclosed.
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=True
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # forked without the at-fork hook (e.g. os.fork in C)
+            self._after_fork_in_child()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _prepare(self) -> None:
+        conn = self._conn()
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "fleetbreaker_meta" not in tables:
+            raise StoreError(
+                f"SQLiteStore: {str(self.path)!r} is an SQLite database of something else "
+                f"(tables: {', '.join(sorted(tables)[:5])}); give fleetbreaker a file of its own"
+            )
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"SQLiteStore: {str(self.path)!r} cannot use WAL mode (got {mode!r})")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS fleetbreaker_meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_TABLE} (name TEXT PRIMARY KEY, "
+                "epoch INTEGER NOT NULL, payload TEXT NOT NULL, expires_at REAL NOT NULL)"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO fleetbreaker_meta (key, value) VALUES ('schema', ?)",
+                (_SCHEMA_VERSION,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        schema = conn.execute("SELECT value FROM fleetbreaker_meta WHERE key = 'schema'").fetchall()
+        if schema != [(_SCHEMA_VERSION,)]:
+            raise StoreError(
+                f"SQLiteStore: {str(self.path)!r} has fleetbreaker schema {schema!r}, "
+                f"this version reads {_SCHEMA_VERSION!r}"
+            )
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:  # noqa: ARG002
+        try:
+            # fetchall: a half-read cursor would hold a read transaction open.
+            rows = self._conn().execute(
+                f"SELECT epoch, payload, expires_at FROM {_TABLE} WHERE name = ?",  # noqa: S608
+                (name,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error("SQLiteStore", "load", name, exc) from exc
+        if not rows:
+            return None
+        epoch, payload, expires_at = rows[0]
+        if isinstance(expires_at, int | float) and expires_at <= time.time():
+            return None
+        return decode_record("SQLiteStore", name, epoch, payload)
+
+    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        payload = encode_payload(record)
+        now = time.time()
+        try:
+            if expected_epoch is None:
+                cursor = self._conn().execute(
+                    _CREATE_IF_ABSENT, (name, record.epoch, payload, record.expires_at, now)
+                )
+            else:
+                cursor = self._conn().execute(
+                    _UPDATE_AT_EPOCH,
+                    (record.epoch, payload, record.expires_at, name, expected_epoch, now),
+                )
+        except sqlite3.Error as exc:
+            raise store_error("SQLiteStore", "compare_and_set", name, exc) from exc
+        return cursor.rowcount == 1
+
+    def names(self) -> list[str]:
+        try:
+            rows = self._conn().execute(f"SELECT name FROM {_TABLE}").fetchall()  # noqa: S608
+        except sqlite3.Error as exc:
+            raise store_error("SQLiteStore", "names", "*", exc) from exc
+        return [row[0] for row in rows]
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"

@@ -1,0 +1,109 @@
+"""Store harnesses: one per backend, so the contract suite runs unchanged against each.
+
+A harness gives the contract suite what it cannot get through the Store interface:
+``open()`` another client on the same shared namespace (as another process would have),
+``factory`` a picklable zero-argument callable that builds such a client in a child
+process, and ways to plant values that no fleetbreaker writer would write.
+
+To add a backend: write a ``<kind>_harness`` fixture (its servers started by the suite) and
+add ``<kind>`` to ``STORE_KINDS``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fleetbreaker import MemoryStore, SQLiteStore, Store
+
+STORE_KINDS = ["memory", "sqlite"]
+# Stores that processes can share: the fleet tests run against these.
+FLEET_STORE_KINDS = ["sqlite"]
+
+
+@dataclass
+class Harness:
+    kind: str
+    open: Callable[[], Store]
+    factory: Callable[[], Store] | None
+    plant_corrupt_payload: Callable[[str, int], None]
+    plant_foreign: Callable[[str], None]
+    opened: list[Store] = field(default_factory=list)
+
+    def client(self) -> Store:
+        store = self.open()
+        self.opened.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+
+
+@pytest.fixture
+def memory_harness() -> Iterator[Harness]:
+    shared = MemoryStore()
+
+    def corrupt(name: str, epoch: int) -> None:
+        shared._put_raw(name, epoch, '{"v": 1, "state": "sideways"', 4e9)
+
+    def foreign(name: str) -> None:
+        shared._put_raw(name, "not-a-number", "hello", 4e9)
+
+    harness = Harness("memory", lambda: shared, None, corrupt, foreign)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
+    path = tmp_path / "breakers.db"
+    factory = functools.partial(SQLiteStore, path)
+
+    def raw(sql: str, *params: object) -> None:
+        import sqlite3
+
+        with sqlite3.connect(path) as conn:
+            conn.execute(sql, params)
+
+    def corrupt(name: str, epoch: int) -> None:
+        raw(
+            "INSERT OR REPLACE INTO fleetbreaker_circuits (name, epoch, payload, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            name,
+            epoch,
+            "{not json",
+            4e9,
+        )
+
+    def foreign(name: str) -> None:
+        raw(
+            "INSERT OR REPLACE INTO fleetbreaker_circuits (name, epoch, payload, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            name,
+            "twelve",
+            b"\x00\x01",
+            4e9,
+        )
+
+    harness = Harness("sqlite", factory, factory, corrupt, foreign)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def harness(request: pytest.FixtureRequest) -> Harness:
+    """Every store kind in turn."""
+    value: Harness = request.getfixturevalue(f"{request.param}_harness")
+    return value
+
+
+@pytest.fixture(params=FLEET_STORE_KINDS)
+def fleet_harness(request: pytest.FixtureRequest) -> Harness:
+    """Every store kind that processes can share."""
+    value: Harness = request.getfixturevalue(f"{request.param}_harness")
+    return value
