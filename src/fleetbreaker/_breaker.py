@@ -1,3 +1,810 @@
-"""placeholder while the breaker is written"""
-class CircuitBreaker: ...
-def circuit_breaker() -> None: ...
+"""CircuitBreaker: admission, outcome recording and the local view; the only store client.
+
+How a call is routed:
+
+* **Hot path** (closed, cached view still fresh): one monotonic clock read, the call, nothing
+  else — no lock, no store access, no allocation of ours.
+* **Slow path**: the protocol steps below, written once as generators that *yield* store
+  operations. ``_drive`` runs them with the sync store methods, ``_adrive`` with the async ones,
+  so the sync and asyncio entry points share every decision.
+
+Every write is ``compare_and_set`` on the epoch of the record the decision was made on. A probe
+claim's token is the epoch it wrote, and it lives in the call's own frame (``_Ticket``), never in
+thread-local or process state, so no other thread, task or forked child can settle it.
+
+A circuit breaker must never become the outage it prevents: store errors are logged, start a
+short growing backoff during which the store is not touched, and the decision is applied to the
+local view alone (fail open for reads; a trip still protects the downstream from this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Final, ParamSpec, TypeVar, overload
+
+from fleetbreaker import _protocol as protocol
+from fleetbreaker._clock import Clock, SystemClock
+from fleetbreaker._fork import reset_after_fork
+from fleetbreaker._info import CircuitInfo, CircuitTransition
+from fleetbreaker._protocol import ABSENT, CircuitState, Record, Route
+from fleetbreaker.config import Config
+from fleetbreaker.errors import CircuitOpenError, ConfigError
+from fleetbreaker.stores.base import Store
+from fleetbreaker.stores.memory import MemoryStore
+
+__all__ = ["CircuitBreaker", "circuit_breaker"]
+
+logger = logging.getLogger("fleetbreaker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+HALF_OPEN_REFRESH: Final = 0.25
+"""Longest a process trusts a view of a half-open circuit: the fleet resumes within this of a
+close, instead of within a whole cache period."""
+FAILING_REFRESH: Final = 0.5
+"""A process whose closed-path calls fail re-reads a view older than this, so it stops calling a
+downstream the fleet has already tripped."""
+BACKOFF_MIN: Final = 0.5
+BACKOFF_MAX: Final = 15.0
+"""After a store error the store is left alone for a growing while (seconds): a dead store costs
+each process one timeout per backoff period, not one per call."""
+COLD_READ_WAIT: Final = 2.0
+"""How long a cold call waits for another thread's first read before failing open."""
+MAX_NAME_LENGTH: Final = 200
+
+_DISABLED_ENV = "FLEETBREAKER_DISABLED"
+_disabled_warned = False
+
+
+def _disabled_by_env() -> bool:
+    global _disabled_warned  # noqa: PLW0603 - warn once per process, by design
+    if os.environ.get(_DISABLED_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}:
+        return False
+    if not _disabled_warned:
+        _disabled_warned = True
+        logger.warning(
+            "%s is set: every circuit breaker is bypassed (for development only)", _DISABLED_ENV
+        )
+    return True
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise ConfigError(f"circuit name must be a str, got {type(name).__name__} {name!r:.50}")
+    if not name:
+        raise ConfigError("circuit name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"circuit name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+        )
+    if not name.isprintable():
+        raise ConfigError(f"circuit name must be printable (no control characters), got {name!r}")
+    return name
+
+
+# --- store operations the protocol steps yield -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    consistent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _CompareAndSet:
+    expected_epoch: int | None
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    flight: concurrent.futures.Future[None]
+
+
+_Op = _Load | _CompareAndSet | _Wait
+_Steps = Generator[_Op, Any, R]
+
+
+# --- the local view ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """This process's cached copy of the record, and until when (monotonic) it routes calls.
+
+    ``local`` marks a decision this process could not persist (store trouble): it protects the
+    downstream from this process until the record itself says otherwise.
+    """
+
+    record: Record
+    read_at: float
+    fresh_until: float
+    closed: bool
+    local: bool = False
+    absent: bool = False
+
+
+_COLD = _View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)
+
+
+class _Kind:
+    ADMIT = 0
+    REJECT = 1
+    PROBE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Ticket:
+    """The admission of one call. For a probe, ``record`` is the claim it wrote (its token)."""
+
+    kind: int
+    view: _View
+    record: Record | None = None
+    pid: int = 0
+
+
+_SUCCESS, _FAILURE, _RELEASE = "success", "failure", "release"
+
+
+class CircuitBreaker:
+    """A circuit breaker whose state is shared by every process using the same store.
+
+    Create one per downstream, once (at import time): it holds this process's view of the
+    circuit and its failure count. Two breakers with the same name and store behave like two
+    processes of a fleet. Use it as a decorator (sync or ``async def``), with ``call`` /
+    ``acall``, or as a context manager with ``guard()``.
+
+    ``on_circuit_open(*args, circuit=CircuitInfo, **kwargs)`` is the fallback for a refused
+    call; without it ``CircuitOpenError`` is raised. ``on_transition(CircuitTransition)`` is
+    called for each transition this process persisted (so once per transition fleet-wide).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: Store | None = None,
+        config: Config | None = None,
+        on_circuit_open: Callable[..., Any] | None = None,
+        on_transition: Callable[[CircuitTransition], object] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = _check_name(name)
+        if store is not None and not isinstance(store, Store):
+            raise ConfigError(f"store must be a fleetbreaker Store, got {type(store).__name__}")
+        if config is not None and not isinstance(config, Config):
+            raise ConfigError(f"config must be a fleetbreaker Config, got {type(config).__name__}")
+        for hook_name, hook in (
+            ("on_circuit_open", on_circuit_open),
+            ("on_transition", on_transition),
+        ):
+            if hook is not None and not callable(hook):
+                raise ConfigError(f"{hook_name} must be callable, got {hook!r}")
+        self.store: Store = MemoryStore() if store is None else store
+        self.config = Config() if config is None else config
+        self.on_circuit_open = on_circuit_open
+        self.on_transition = on_transition
+        clock = SystemClock() if clock is None else clock
+        self._wall = clock.wall
+        self._mono = clock.monotonic
+        self._disabled = _disabled_by_env()
+
+        self._view = _COLD
+        self._failures = 0  # consecutive closed-path failures seen by this process ...
+        self._failures_epoch = -1  # ... in the closed episode with this epoch
+        self._rtt = 0.0  # smoothed store round trip, seconds
+        self._store_retry_at = float("-inf")  # monotonic: store left alone until then
+        self._backoff = 0.0
+        self._init_process_state()
+        reset_after_fork(self)
+
+    def _init_process_state(self) -> None:
+        self._lock = threading.Lock()  # short: guards view swaps and counters, never I/O
+        self._claiming = False  # a thread of this process is claiming the probe slot
+        self._flight: concurrent.futures.Future[None] | None = None  # single-flight read
+        self._pid = os.getpid()
+        self._owner = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(4)}"
+
+    def _after_fork_in_child(self) -> None:
+        # A child starts with no lock held, no claim attempt or read in flight, and a fresh
+        # owner id; a probe the parent was running can never be settled from here (its
+        # ticket carries the parent's pid).
+        self._init_process_state()
+        self._store_retry_at = float("-inf")
+        self._backoff = 0.0
+
+    def __repr__(self) -> str:
+        state = self._view.record.state.value
+        return f"CircuitBreaker({self.name!r}, state={state}, store={self.store!r})"
+
+    # --- public API ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The state in this process's cached view (no store access)."""
+        return self._view.record.state
+
+    def info(self) -> CircuitInfo:
+        """Read the circuit from the store (falling back to the local view on store trouble)."""
+        self._drive(self._read(consistent=True, force=True))
+        return self._info(self._view)
+
+    async def ainfo(self) -> CircuitInfo:
+        """``info()`` without blocking the event loop."""
+        await self._adrive(self._read(consistent=True, force=True))
+        return self._info(self._view)
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a function or coroutine function so every call goes through the breaker."""
+        if not callable(fn):
+            raise ConfigError(f"the breaker decorates callables, got {fn!r}")
+        if self._disabled:
+            return fn
+        wrapper = self._wrap_async(fn) if inspect.iscoroutinefunction(fn) else self._wrap_sync(fn)
+        wrapper.breaker = self  # type: ignore[union-attr]
+        return wrapper
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``fn(*args, **kwargs)`` through the breaker."""
+        if self._disabled:
+            return fn(*args, **kwargs)
+        view = self._view
+        if view.closed and self._mono() < view.fresh_until:
+            return self._call_closed(view, fn, args, kwargs)
+        return self._call_slow(fn, args, kwargs)
+
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Await ``fn(*args, **kwargs)`` through the breaker."""
+        if self._disabled:
+            return await fn(*args, **kwargs)
+        return await self._acall_slow(fn, args, kwargs)
+
+    def guard(self) -> _Guard:
+        """A context manager (``with`` or ``async with``) that protects its block.
+
+        Entering raises ``CircuitOpenError`` when the circuit refuses the call; an exception
+        leaving the block is recorded as the call's outcome and propagates unchanged.
+        """
+        return _Guard(self)
+
+    # --- sync and async shells -------------------------------------------------------------
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        mono, call_slow = self._mono, self._call_slow
+        breaker = self
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            view = breaker._view
+            if view.closed and mono() < view.fresh_until:
+                # Inlined hot path: this is the whole cost of a healthy call.
+                try:
+                    result = fn(*args, **kwargs)
+                except Exception as exc:
+                    breaker._closed_failed(view, exc)
+                    raise
+                if breaker._failures:
+                    breaker._closed_succeeded(view)
+                return result
+            return call_slow(fn, args, kwargs)
+
+        return wrapper
+
+    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        mono, acall_slow = self._mono, self._acall_slow
+        breaker = self
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            view = breaker._view
+            if view.closed and mono() < view.fresh_until:
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    await breaker._aclosed_failed(view, exc)
+                    raise
+                if breaker._failures:
+                    breaker._closed_succeeded(view)
+                return result
+            return await acall_slow(fn, args, kwargs)
+
+        return wrapper
+
+    def _call_closed(self, view: _View, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            self._closed_failed(view, exc)
+            raise
+        if self._failures:
+            self._closed_succeeded(view)
+        return result
+
+    def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        ticket = self._admit_sync()
+        if ticket.kind == _Kind.ADMIT:
+            return self._call_closed(ticket.view, fn, args, kwargs)
+        if ticket.kind == _Kind.REJECT:
+            return self._short_circuit(ticket.view, args, kwargs)  # type: ignore[no-any-return]
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._settle_sync(ticket, _FAILURE if self.config.counts(exc) else _RELEASE)
+            raise
+        self._settle_sync(ticket, _SUCCESS)
+        return result
+
+    async def _acall_slow(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
+        view = self._view
+        if view.closed and self._mono() < view.fresh_until:
+            ticket = _Ticket(_Kind.ADMIT, view)
+        else:
+            ticket = await self._admit_async()
+        if ticket.kind == _Kind.REJECT:
+            result = self._short_circuit(ticket.view, args, kwargs)
+            return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+        try:
+            value = await fn(*args, **kwargs)
+        except BaseException as exc:
+            if ticket.kind == _Kind.PROBE:
+                await self._settle_async(ticket, _FAILURE if self.config.counts(exc) else _RELEASE)
+            elif isinstance(exc, Exception):
+                await self._aclosed_failed(ticket.view, exc)
+            raise
+        if ticket.kind == _Kind.PROBE:
+            await self._settle_async(ticket, _SUCCESS)
+        elif self._failures:
+            self._closed_succeeded(ticket.view)
+        return value
+
+    def _short_circuit(self, view: _View, args: Any, kwargs: Any) -> Any:
+        info = self._info(view)
+        if self.on_circuit_open is None:
+            raise CircuitOpenError(info)
+        return self.on_circuit_open(*args, circuit=info, **kwargs)
+
+    def _admit_sync(self) -> _Ticket:
+        try:
+            return self._drive(self._admit())
+        except Exception:
+            logger.exception("circuit %r: admission failed; letting the call through", self.name)
+            return _Ticket(_Kind.ADMIT, self._view)
+
+    async def _admit_async(self) -> _Ticket:
+        try:
+            return await self._adrive(self._admit())
+        except Exception:
+            logger.exception("circuit %r: admission failed; letting the call through", self.name)
+            return _Ticket(_Kind.ADMIT, self._view)
+
+    def _settle_sync(self, ticket: _Ticket, outcome: str) -> None:
+        try:
+            self._drive(self._settle(ticket, outcome))
+        except Exception:
+            logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
+
+    async def _settle_async(self, ticket: _Ticket, outcome: str) -> None:
+        try:
+            await self._adrive(self._settle(ticket, outcome))
+        except Exception:
+            logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
+
+    def _closed_failed(self, view: _View, exc: Exception) -> None:
+        try:
+            if self._count_failure(view, exc):
+                self._drive(self._trip(view))
+        except Exception:
+            logger.exception("circuit %r: recording a failure failed", self.name)
+
+    async def _aclosed_failed(self, view: _View, exc: Exception) -> None:
+        try:
+            if self._count_failure(view, exc):
+                await self._adrive(self._trip(view))
+        except Exception:
+            logger.exception("circuit %r: recording a failure failed", self.name)
+
+    def _drive(self, steps: _Steps[R]) -> R:
+        """Run protocol steps with the sync store methods."""
+        store, name = self.store, self.name
+        try:
+            op = next(steps)
+            while True:
+                try:
+                    if isinstance(op, _Load):
+                        result: Any = store.load(name, consistent=op.consistent)
+                    elif isinstance(op, _CompareAndSet):
+                        result = store.compare_and_set(name, op.expected_epoch, op.record)
+                    else:
+                        _wait_sync(op.flight)
+                        result = None
+                except Exception as exc:  # handed to the step, which decides
+                    op = steps.throw(exc)
+                else:
+                    op = steps.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            steps.close()  # a step interrupted by BaseException still runs its finally blocks
+
+    async def _adrive(self, steps: _Steps[R]) -> R:
+        """Run protocol steps with the async store methods (never blocking the event loop)."""
+        store, name = self.store, self.name
+        try:
+            op = next(steps)
+            while True:
+                try:
+                    if isinstance(op, _Load):
+                        result: Any = await store.aload(name, consistent=op.consistent)
+                    elif isinstance(op, _CompareAndSet):
+                        result = await store.acompare_and_set(name, op.expected_epoch, op.record)
+                    else:
+                        await _wait_async(op.flight)
+                        result = None
+                except Exception as exc:
+                    op = steps.throw(exc)
+                else:
+                    op = steps.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            steps.close()
+
+    # --- protocol steps (shared by sync and async) -----------------------------------------
+
+    def _admit(self) -> _Steps[_Ticket]:
+        view = self._view
+        if self._mono() >= view.fresh_until:
+            view = yield from self._refresh(view)
+        where = protocol.route(view.record, self._wall())
+        if where is Route.ADMIT:
+            return _Ticket(_Kind.ADMIT, view)
+        if where is Route.REJECT:
+            return _Ticket(_Kind.REJECT, view)
+        return (yield from self._claim(view))
+
+    def _refresh(self, view: _View) -> _Steps[_View]:
+        """Re-read the record, one read at a time per process (others share its result)."""
+        with self._lock:
+            flight = self._flight
+            leader = flight is None
+            if leader:
+                flight = self._flight = concurrent.futures.Future()
+        assert flight is not None
+        if not leader:
+            if view is not _COLD:
+                return view  # serve the slightly stale view while the leader reads
+            yield _Wait(flight)
+            return self._view
+        try:
+            return (yield from self._read(consistent=False))
+        finally:
+            with self._lock:
+                self._flight = None
+            _resolve(flight)
+
+    def _read(self, *, consistent: bool, force: bool = False) -> _Steps[_View]:
+        """Read the record and install it as the view; on store trouble keep the local view."""
+        started = self._mono()
+        if started < self._store_retry_at and not force:
+            return self._view
+        try:
+            record = yield _Load(consistent)
+        except Exception as exc:
+            self._store_failed(exc, "read")
+            return self._keep_view_through_backoff()
+        self._store_ok(self._mono() - started)
+        return self._install(ABSENT if record is None else record, started, absent=record is None)
+
+    def _claim(self, view: _View) -> _Steps[_Ticket]:
+        """Try to take the probe slot; one thread of this process tries at a time."""
+        with self._lock:
+            if self._claiming:
+                return _Ticket(_Kind.REJECT, view)
+            self._claiming = True
+        try:
+            if self._view.read_at > view.read_at:  # another thread of ours just claimed or read
+                view = self._view
+                if protocol.route(view.record, self._wall()) is not Route.CLAIM:
+                    return _Ticket(_Kind.ADMIT if view.closed else _Kind.REJECT, view)
+            if self._mono() - view.read_at > self._reread_age():
+                # Re-read before writing: reads are cheaper than conditional writes, and most
+                # of a fleet's would-be claimers learn here that someone else already won.
+                view = yield from self._read(consistent=True)
+            new = protocol.claim(
+                view.record, now=self._wall(), owner=self._owner, config=self.config
+            )
+            if new is None:
+                routed = protocol.route(view.record, self._wall())
+                return _Ticket(_Kind.ADMIT if routed is Route.ADMIT else _Kind.REJECT, view)
+            won = yield from self._write(view, new)
+            if won is False:
+                view = yield from self._read(consistent=True)
+                routed = protocol.route(view.record, self._wall())
+                return _Ticket(_Kind.ADMIT if routed is Route.ADMIT else _Kind.REJECT, view)
+            return _Ticket(_Kind.PROBE, self._view, new, os.getpid())
+        finally:
+            with self._lock:
+                self._claiming = False
+
+    def _trip(self, view: _View) -> _Steps[None]:
+        """Open the circuit (this thread saw the failure count cross the threshold)."""
+        failures = self.config.failure_threshold
+        if self._mono() - view.read_at > self._reread_age():
+            fresh = yield from self._read(consistent=True)
+            if fresh.record.epoch != view.record.epoch and not fresh.local:
+                return  # the fleet moved on (tripped, or a new closed episode): nothing to do
+            view = fresh
+        new = protocol.trip(view.record, now=self._wall(), failures=failures, config=self.config)
+        if new is None:
+            return
+        won = yield from self._write(view, new)
+        if won is False:
+            yield from self._read(consistent=True)
+
+    def _settle(self, ticket: _Ticket, outcome: str) -> _Steps[None]:
+        """Record a probe's outcome, fenced by its claim token."""
+        if ticket.pid != os.getpid() or ticket.record is None:
+            return  # a forked child inherited the frame of its parent's probe: not its claim
+        decide = {
+            _SUCCESS: protocol.probe_succeeded,
+            _FAILURE: protocol.probe_failed,
+            _RELEASE: protocol.probe_released,
+        }[outcome]
+        claim = ticket.record
+        new = decide(claim, token=claim.epoch, now=self._wall(), config=self.config)
+        if new is None:
+            return
+        view = _View(claim, self._mono(), 0.0, closed=False, local=ticket.view.local)
+        won = yield from self._write(view, new)
+        if won is False:
+            # Fenced: our claim expired and was taken over. The newer episode stands.
+            logger.info("circuit %r: a late probe %s was fenced off", self.name, outcome)
+            yield from self._read(consistent=True)
+
+    def _write(self, view: _View, new: Record) -> _Steps[bool | None]:
+        """Compare-and-set ``new`` over ``view.record``: True won, False lost, None local only."""
+        started = self._mono()
+        if started < self._store_retry_at:
+            self._install(new, started, local=True)
+            return None
+        expected = None if view.absent else view.record.epoch
+        try:
+            won = yield _CompareAndSet(expected, new)
+        except Exception as exc:
+            self._store_failed(exc, "write")
+            self._install(new, started, local=True)
+            return None
+        self._store_ok(self._mono() - started)
+        if won:
+            self._install(new, started)
+            if new.state is not view.record.state:
+                self._announce(view.record, new)
+        return bool(won)
+
+    # --- local state -----------------------------------------------------------------------
+
+    def _make_view(
+        self, record: Record, now: float, *, local: bool, absent: bool, extra: float = 0.0
+    ) -> _View:
+        """The view of ``record`` read at monotonic ``now``, fresh until it could change."""
+        max_age = self.config.local_cache_max_age + extra
+        state = record.state
+        if state is CircuitState.CLOSED:
+            ttl = max_age
+        else:
+            wall = self._wall()
+            ttl = min(max_age, HALF_OPEN_REFRESH + extra)
+            if state is CircuitState.OPEN and wall < record.retry_at:  # type: ignore[operator]
+                ttl = min(max_age, record.retry_at - wall)  # type: ignore[operator]
+            elif record.probe_owner is not None and wall < record.probe_expires_at:  # type: ignore[operator]
+                ttl = min(ttl, record.probe_expires_at - wall)  # type: ignore[operator]
+        return _View(record, now, now + ttl, state is CircuitState.CLOSED, local, absent)
+
+    def _install(
+        self, record: Record, started: float, *, local: bool = False, absent: bool = False
+    ) -> _View:
+        """Make ``record`` (read or written at monotonic ``started``) the view, unless newer."""
+        now = self._mono()
+        new = self._make_view(record, now, local=local, absent=absent)
+        with self._lock:
+            current = self._view
+            if record.epoch < current.record.epoch and (
+                current.read_at > started  # a newer read or write already landed
+                or (current.local and protocol.route(current.record, self._wall()) is Route.REJECT)
+            ):
+                return current
+            self._view = new
+        return new
+
+    def _keep_view_through_backoff(self) -> _View:
+        now = self._mono()
+        with self._lock:
+            current = self._view
+            extra = max(0.0, self._store_retry_at - now)
+            view = self._make_view(
+                current.record, now, local=current.local, absent=current.absent, extra=extra
+            )
+            if current.record.state is not CircuitState.CLOSED:
+                view = replace(view, fresh_until=min(view.fresh_until, self._store_retry_at))
+            self._view = view
+            return view
+
+    def _count_failure(self, view: _View, exc: Exception) -> bool:
+        """Count a closed-path failure; True for the one call that crosses the threshold."""
+        if not self.config.counts(exc):
+            return False
+        with self._lock:
+            current = self._view
+            epoch = view.record.epoch
+            if not current.closed or current.record.epoch != epoch:
+                return False  # admitted before the circuit moved on: not this episode's failure
+            if self._failures_epoch != epoch:
+                self._failures, self._failures_epoch = 0, epoch
+            self._failures += 1
+            if self._failures == self.config.failure_threshold:
+                return True
+            if current.fresh_until > current.read_at + FAILING_REFRESH:
+                # Check the fleet sooner: the next call re-reads once the view is 0.5 s old.
+                self._view = replace(current, fresh_until=current.read_at + FAILING_REFRESH)
+            return False
+
+    def _closed_succeeded(self, _view: _View) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def _reread_age(self) -> float:
+        return 3 * self._rtt
+
+    def _store_ok(self, rtt: float) -> None:
+        self._backoff = 0.0
+        self._rtt = rtt if self._rtt == 0.0 else 0.8 * self._rtt + 0.2 * rtt
+
+    def _store_failed(self, exc: Exception, operation: str) -> None:
+        self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
+        self._store_retry_at = self._mono() + self._backoff
+        logger.warning(
+            "circuit %r: store %s failed (%s: %s); serving from the local view for %.1f s",
+            self.name,
+            operation,
+            type(exc).__name__,
+            exc,
+            self._backoff,
+        )
+
+    def _announce(self, old: Record, new: Record) -> None:
+        hook = self.on_transition
+        if hook is None:
+            return
+        transition = CircuitTransition(
+            name=self.name,
+            from_state=old.state,
+            to_state=new.state,
+            epoch=new.epoch,
+            at=new.updated_at,
+            failure_count=new.failure_count if new.state is CircuitState.OPEN else 0,
+        )
+        try:
+            hook(transition)
+        except Exception:
+            logger.exception("circuit %r: on_transition hook raised; ignored", self.name)
+
+    def _info(self, view: _View) -> CircuitInfo:
+        failures = self._failures if self._failures_epoch == view.record.epoch else 0
+        return CircuitInfo.from_record(self.name, view.record, failures)
+
+
+class _Guard:
+    """``with breaker.guard():`` / ``async with breaker.guard():``."""
+
+    __slots__ = ("_breaker", "_ticket")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._ticket: _Ticket | None = None
+
+    def _enter(self, ticket: _Ticket) -> None:
+        if ticket.kind == _Kind.REJECT:
+            raise CircuitOpenError(self._breaker._info(ticket.view))
+        self._ticket = ticket
+
+    def __enter__(self) -> None:
+        if not self._breaker._disabled:
+            self._enter(self._breaker._admit_sync())
+
+    async def __aenter__(self) -> None:
+        if not self._breaker._disabled:
+            self._enter(await self._breaker._admit_async())
+
+    def _outcome(self, exc: BaseException | None) -> tuple[_Ticket | None, str]:
+        ticket, self._ticket = self._ticket, None
+        if exc is None:
+            return ticket, _SUCCESS
+        return ticket, _FAILURE if self._breaker.config.counts(exc) else _RELEASE
+
+    def __exit__(
+        self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        ticket, outcome = self._outcome(exc)
+        breaker = self._breaker
+        if ticket is None:
+            return
+        if ticket.kind == _Kind.PROBE:
+            breaker._settle_sync(ticket, outcome)
+        elif outcome == _FAILURE:
+            breaker._closed_failed(ticket.view, exc)  # type: ignore[arg-type]
+        elif outcome == _SUCCESS and breaker._failures:
+            breaker._closed_succeeded(ticket.view)
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        ticket, outcome = self._outcome(exc)
+        breaker = self._breaker
+        if ticket is None:
+            return
+        if ticket.kind == _Kind.PROBE:
+            await breaker._settle_async(ticket, outcome)
+        elif outcome == _FAILURE:
+            await breaker._aclosed_failed(ticket.view, exc)  # type: ignore[arg-type]
+        elif outcome == _SUCCESS and breaker._failures:
+            breaker._closed_succeeded(ticket.view)
+
+
+def _resolve(flight: concurrent.futures.Future[None]) -> None:
+    try:
+        flight.set_result(None)
+    except concurrent.futures.InvalidStateError:  # cancelled by a waiter that gave up
+        pass
+
+
+def _wait_sync(flight: concurrent.futures.Future[None]) -> None:
+    try:
+        flight.result(timeout=COLD_READ_WAIT)
+    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+        pass  # fail open with whatever view there is
+
+
+async def _wait_async(flight: concurrent.futures.Future[None]) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(flight)), COLD_READ_WAIT)
+    except (TimeoutError, asyncio.TimeoutError):  # distinct types before Python 3.11
+        pass  # fail open with whatever view there is
+
+
+def circuit_breaker(
+    *,
+    name: str,
+    store: Store | None = None,
+    config: Config | None = None,
+    on_circuit_open: Callable[..., Any] | None = None,
+    on_transition: Callable[[CircuitTransition], object] | None = None,
+    clock: Clock | None = None,
+) -> CircuitBreaker:
+    """Decorator factory: ``@circuit_breaker(name="payments", store=...)``.
+
+    Returns the ``CircuitBreaker`` itself, which decorates functions and coroutine functions.
+    """
+    return CircuitBreaker(
+        name,
+        store=store,
+        config=config,
+        on_circuit_open=on_circuit_open,
+        on_transition=on_transition,
+        clock=clock,
+    )

@@ -25,7 +25,9 @@ def _positive_int(name: str, value: object) -> int:
 def _seconds(name: str, value: object, *, allow_zero: bool) -> float:
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):  # type: ignore[arg-type,operator]
-        allowed = "a finite number of seconds >= 0" if allow_zero else "a finite number of seconds > 0"
+        allowed = (
+            "a finite number of seconds >= 0" if allow_zero else "a finite number of seconds > 0"
+        )
         raise ConfigError(f"{name} must be {allowed}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
@@ -77,17 +79,33 @@ class Config:
         set_ = object.__setattr__
         _positive_int("failure_threshold", self.failure_threshold)
         _positive_int("success_threshold", self.success_threshold)
-        set_(self, "recovery_timeout", _seconds("recovery_timeout", self.recovery_timeout, allow_zero=False))
-        set_(self, "local_cache_max_age", _seconds("local_cache_max_age", self.local_cache_max_age, allow_zero=True))
+        set_(
+            self,
+            "recovery_timeout",
+            _seconds("recovery_timeout", self.recovery_timeout, allow_zero=False),
+        )
+        set_(
+            self,
+            "local_cache_max_age",
+            _seconds("local_cache_max_age", self.local_cache_max_age, allow_zero=True),
+        )
         if self.handled_exceptions is not None and self.ignored_exceptions is not None:
             raise ConfigError(
                 "handled_exceptions and ignored_exceptions are mutually exclusive: "
                 "give an allowlist or a denylist, not both"
             )
         if self.handled_exceptions is not None:
-            set_(self, "handled_exceptions", _exception_types("handled_exceptions", self.handled_exceptions))
+            set_(
+                self,
+                "handled_exceptions",
+                _exception_types("handled_exceptions", self.handled_exceptions),
+            )
         if self.ignored_exceptions is not None:
-            set_(self, "ignored_exceptions", _exception_types("ignored_exceptions", self.ignored_exceptions))
+            set_(
+                self,
+                "ignored_exceptions",
+                _exception_types("ignored_exceptions", self.ignored_exceptions),
+            )
         probe = self.recovery_timeout if self.probe_timeout is None else self.probe_timeout
         probe = _seconds("probe_timeout", probe, allow_zero=False)
         set_(self, "_probe_timeout", probe)

@@ -73,7 +73,14 @@ def test_other_clients_see_writes(harness: Harness) -> None:
 @pytest.mark.parametrize(
     "record",
     [
-        rec(7, CircuitState.HALF_OPEN, retry_at=None, probe_owner="host:1:ab", probe_expires_at=NOW + 1.5, successes=2),
+        rec(
+            7,
+            CircuitState.HALF_OPEN,
+            retry_at=None,
+            probe_owner="host:1:ab",
+            probe_expires_at=NOW + 1.5,
+            successes=2,
+        ),
         rec(1, opened_at=1700000000.123456, retry_at=1700000030.654321, updated_at=0.1 + 0.2),
         rec(2**53 + 1, CircuitState.CLOSED, retry_at=None, opened_at=None, failure_count=0),
     ],
@@ -154,7 +161,12 @@ def test_racing_writers_exactly_one_wins(harness: Harness, writers: int) -> None
         barrier = threading.Barrier(writers)
         wins: list[int] = []
 
-        def write(i: int, expected: int | None = expected) -> None:
+        def write(
+            i: int,
+            expected: int | None = expected,
+            barrier: threading.Barrier = barrier,
+            wins: list[int] = wins,
+        ) -> None:
             barrier.wait()
             epoch = 1 if expected is None else expected + 1
             if clients[i].compare_and_set("race", expected, rec(epoch, failure_count=i)):

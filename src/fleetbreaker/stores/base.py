@@ -57,9 +57,7 @@ class Store(abc.ABC):
         """``load`` without blocking the event loop (default: in a worker thread)."""
         return await asyncio.to_thread(self.load, name, consistent=consistent)
 
-    async def acompare_and_set(
-        self, name: str, expected_epoch: int | None, record: Record
-    ) -> bool:
+    async def acompare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
         """``compare_and_set`` without blocking the event loop (default: in a worker thread)."""
         return await asyncio.to_thread(self.compare_and_set, name, expected_epoch, record)
 

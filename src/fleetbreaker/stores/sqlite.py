@@ -48,7 +48,7 @@ class SQLiteStore(Store):
                 f"SQLiteStore needs a file path shared by the processes, got {text!r}; "
                 "for one process use MemoryStore"
             )
-        if not (isinstance(timeout, int | float) and 0 < timeout <= 60):  # noqa: PLR2004
+        if not (isinstance(timeout, int | float) and 0 < timeout <= 60):
             raise StoreError(f"SQLiteStore timeout must be seconds in (0, 60], got {timeout!r}")
         self.path = Path(text)
         self._timeout = float(timeout)
@@ -62,7 +62,9 @@ class SQLiteStore(Store):
         try:
             self._prepare()
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLiteStore: cannot use {text!r} as a fleetbreaker database: {exc}") from exc
+            raise StoreError(
+                f"SQLiteStore: cannot use {text!r} as a fleetbreaker database: {exc}"
+            ) from exc
 
     def _after_fork_in_child(self) -> None:
         # The parent's connections must never be touched by a child: abandon them unclosed.
@@ -87,7 +89,9 @@ class SQLiteStore(Store):
 
     def _prepare(self) -> None:
         conn = self._conn()
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if tables and "fleetbreaker_meta" not in tables:
             raise StoreError(
                 f"SQLiteStore: {str(self.path)!r} is an SQLite database of something else "
@@ -98,7 +102,9 @@ class SQLiteStore(Store):
             raise StoreError(f"SQLiteStore: {str(self.path)!r} cannot use WAL mode (got {mode!r})")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("CREATE TABLE IF NOT EXISTS fleetbreaker_meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS fleetbreaker_meta (key TEXT PRIMARY KEY, value TEXT)"
+            )
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_TABLE} (name TEXT PRIMARY KEY, "
                 "epoch INTEGER NOT NULL, payload TEXT NOT NULL, expires_at REAL NOT NULL)"
@@ -121,10 +127,14 @@ class SQLiteStore(Store):
     def load(self, name: str, *, consistent: bool = False) -> Record | None:  # noqa: ARG002
         try:
             # fetchall: a half-read cursor would hold a read transaction open.
-            rows = self._conn().execute(
-                f"SELECT epoch, payload, expires_at FROM {_TABLE} WHERE name = ?",  # noqa: S608
-                (name,),
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT epoch, payload, expires_at FROM {_TABLE} WHERE name = ?",  # noqa: S608
+                    (name,),
+                )
+                .fetchall()
+            )
         except sqlite3.Error as exc:
             raise store_error("SQLiteStore", "load", name, exc) from exc
         if not rows:
