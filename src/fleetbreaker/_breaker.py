@@ -266,13 +266,30 @@ class CircuitBreaker:
             return fn(*args, **kwargs)
         view = self._view
         if view.closed and self._mono() < view.fresh_until:
-            return self._call_closed(view, fn, args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                self._closed_failed(view, exc)
+                raise
+            if self._failures:
+                self._closed_succeeded(view)
+            return result
         return self._call_slow(fn, args, kwargs)
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         if self._disabled:
             return await fn(*args, **kwargs)
+        view = self._view
+        if view.closed and self._mono() < view.fresh_until:
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                await self._aclosed_failed(view, exc)
+                raise
+            if self._failures:
+                self._closed_succeeded(view)
+            return result
         return await self._acall_slow(fn, args, kwargs)
 
     def guard(self) -> _Guard:
@@ -345,17 +362,13 @@ class CircuitBreaker:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._settle_sync(ticket, _FAILURE if self.config.counts(exc) else _RELEASE)
+            self._settle_sync(ticket, _outcome(self.config, exc))
             raise
         self._settle_sync(ticket, _SUCCESS)
         return result
 
     async def _acall_slow(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
-        view = self._view
-        if view.closed and self._mono() < view.fresh_until:
-            ticket = _Ticket(_Kind.ADMIT, view)
-        else:
-            ticket = await self._admit_async()
+        ticket = await self._admit_async()
         if ticket.kind == _Kind.REJECT:
             result = self._short_circuit(ticket.view, args, kwargs)
             return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
@@ -363,7 +376,7 @@ class CircuitBreaker:
             value = await fn(*args, **kwargs)
         except BaseException as exc:
             if ticket.kind == _Kind.PROBE:
-                await self._settle_async(ticket, _FAILURE if self.config.counts(exc) else _RELEASE)
+                await self._settle_async(ticket, _outcome(self.config, exc))
             elif isinstance(exc, Exception):
                 await self._aclosed_failed(ticket.view, exc)
             raise
@@ -716,54 +729,62 @@ class _Guard:
 
     def __init__(self, breaker: CircuitBreaker) -> None:
         self._breaker = breaker
-        self._ticket: _Ticket | None = None
+        self._ticket: _Ticket | _View | None = None  # a _View: admitted on the hot path
+
+    def _fast(self) -> bool:
+        breaker = self._breaker
+        if breaker._disabled:
+            return True
+        view = breaker._view
+        if view.closed and breaker._mono() < view.fresh_until:
+            self._ticket = view
+            return True
+        return False
 
     def _enter(self, ticket: _Ticket) -> None:
         if ticket.kind == _Kind.REJECT:
             raise CircuitOpenError(self._breaker._info(ticket.view))
-        self._ticket = ticket
+        self._ticket = ticket.view if ticket.kind == _Kind.ADMIT else ticket
 
     def __enter__(self) -> None:
-        if not self._breaker._disabled:
+        if not self._fast():
             self._enter(self._breaker._admit_sync())
 
     async def __aenter__(self) -> None:
-        if not self._breaker._disabled:
+        if not self._fast():
             self._enter(await self._breaker._admit_async())
-
-    def _outcome(self, exc: BaseException | None) -> tuple[_Ticket | None, str]:
-        ticket, self._ticket = self._ticket, None
-        if exc is None:
-            return ticket, _SUCCESS
-        return ticket, _FAILURE if self._breaker.config.counts(exc) else _RELEASE
 
     def __exit__(
         self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        ticket, outcome = self._outcome(exc)
+        ticket, self._ticket = self._ticket, None
         breaker = self._breaker
-        if ticket is None:
-            return
-        if ticket.kind == _Kind.PROBE:
-            breaker._settle_sync(ticket, outcome)
-        elif outcome == _FAILURE:
-            breaker._closed_failed(ticket.view, exc)  # type: ignore[arg-type]
-        elif outcome == _SUCCESS and breaker._failures:
-            breaker._closed_succeeded(ticket.view)
+        if isinstance(ticket, _View):
+            if isinstance(exc, Exception):
+                breaker._closed_failed(ticket, exc)
+            elif exc is None and breaker._failures:
+                breaker._closed_succeeded(ticket)
+        elif ticket is not None:
+            breaker._settle_sync(ticket, _outcome(breaker.config, exc))
 
     async def __aexit__(
         self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        ticket, outcome = self._outcome(exc)
+        ticket, self._ticket = self._ticket, None
         breaker = self._breaker
-        if ticket is None:
-            return
-        if ticket.kind == _Kind.PROBE:
-            await breaker._settle_async(ticket, outcome)
-        elif outcome == _FAILURE:
-            await breaker._aclosed_failed(ticket.view, exc)  # type: ignore[arg-type]
-        elif outcome == _SUCCESS and breaker._failures:
-            breaker._closed_succeeded(ticket.view)
+        if isinstance(ticket, _View):
+            if isinstance(exc, Exception):
+                await breaker._aclosed_failed(ticket, exc)
+            elif exc is None and breaker._failures:
+                breaker._closed_succeeded(ticket)
+        elif ticket is not None:
+            await breaker._settle_async(ticket, _outcome(breaker.config, exc))
+
+
+def _outcome(config: Config, exc: BaseException | None) -> str:
+    if exc is None:
+        return _SUCCESS
+    return _FAILURE if config.counts(exc) else _RELEASE
 
 
 def _resolve(flight: concurrent.futures.Future[None]) -> None:

@@ -1,0 +1,110 @@
+"""Store wrappers the tests use to count, fail and park store calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from fleetbreaker import MemoryStore, Store, StoreError
+from fleetbreaker._protocol import Record
+
+
+class CountingStore(Store):
+    """Delegates to ``inner`` and counts every call by operation and outcome."""
+
+    def __init__(self, inner: Store | None = None) -> None:
+        self.inner = MemoryStore() if inner is None else inner
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] += 1
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        self._count("load")
+        return self.inner.load(name, consistent=consistent)
+
+    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        self._count("cas")
+        won = self.inner.compare_and_set(name, expected_epoch, record)
+        self._count("cas_won" if won else "cas_lost")
+        return won
+
+    def names(self) -> list[str]:
+        return self.inner.names()
+
+    @property
+    def writes(self) -> int:
+        return self.counts["cas"]
+
+
+class FailingStore(CountingStore):
+    """Raises StoreError on every call while ``down`` is set (counting the attempts)."""
+
+    def __init__(self, inner: Store | None = None) -> None:
+        super().__init__(inner)
+        self.down = threading.Event()
+        self.down.set()
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        if self.down.is_set():
+            self._count("load_failed")
+            raise StoreError("store is down")
+        return super().load(name, consistent=consistent)
+
+    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        if self.down.is_set():
+            self._count("cas_failed")
+            raise StoreError("store is down")
+        return super().compare_and_set(name, expected_epoch, record)
+
+
+class ParkingStore(CountingStore):
+    """Parks the first call of a chosen operation until released, to force an interleaving.
+
+    ``parked`` is set once a thread is parked inside the store; ``release`` lets it go.
+    """
+
+    def __init__(self, inner: Store | None = None, *, operation: str = "load", armed: bool = True) -> None:
+        super().__init__(inner)
+        self.operation = operation
+        self.parked = threading.Event()
+        self.release = threading.Event()
+        self._armed = armed
+        self._arm_lock = threading.Lock()
+
+    def arm(self) -> None:
+        """Park the next call of the chosen operation."""
+        with self._arm_lock:
+            self._armed = True
+
+    def _maybe_park(self, operation: str) -> None:
+        with self._arm_lock:
+            park = self._armed and operation == self.operation
+            if park:
+                self._armed = False
+        if park:
+            self.parked.set()
+            if not self.release.wait(timeout=30):
+                raise AssertionError("parked store call was never released")
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        self._maybe_park("load")
+        return super().load(name, consistent=consistent)
+
+    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        self._maybe_park("cas")
+        return super().compare_and_set(name, expected_epoch, record)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Block until ``condition()`` holds, checking every millisecond; fail after ``timeout``."""
+    idle = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition never became true")
+        idle.wait(0.001)

@@ -1,0 +1,254 @@
+"""The pure protocol: transitions as functions of (record, now), and their invariants."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from fleetbreaker import CircuitState, Config
+from fleetbreaker._protocol import (
+    ABSENT,
+    Record,
+    Route,
+    claim,
+    probe_failed,
+    probe_released,
+    probe_succeeded,
+    route,
+    trip,
+)
+
+CONFIG = Config(failure_threshold=3, recovery_timeout=10, success_threshold=3, probe_timeout=4)
+T0 = 1_800_000_000.0
+
+
+def opened(epoch: int = 1, at: float = T0) -> Record:
+    new = trip(replace(ABSENT, epoch=epoch - 1), now=at, failures=3, config=CONFIG)
+    assert new is not None
+    return new
+
+
+def test_trip_opens_closed_only() -> None:
+    """A closed record trips to OPEN one epoch later; anything else does not trip."""
+    new = opened(at=T0)
+    assert (new.state, new.epoch, new.retry_at, new.failure_count) == (
+        CircuitState.OPEN,
+        1,
+        T0 + 10,
+        3,
+    )
+    assert trip(new, now=T0, failures=3, config=CONFIG) is None
+
+
+def test_open_rejects_until_retry_then_offers_claim() -> None:
+    """OPEN refuses calls until retry_at, then offers the probe slot."""
+    rec = opened()
+    assert route(rec, T0 + 9.999) is Route.REJECT
+    assert claim(rec, now=T0 + 9.999, owner="a", config=CONFIG) is None
+    assert route(rec, T0 + 10) is Route.CLAIM
+
+
+def test_claim_is_exclusive_until_it_expires() -> None:
+    """A held claim refuses others until probe_timeout has passed, then can be taken over."""
+    held = claim(opened(), now=T0 + 10, owner="a", config=CONFIG)
+    assert held is not None
+    assert (held.state, held.epoch, held.probe_owner) == (CircuitState.HALF_OPEN, 2, "a")
+    assert claim(held, now=T0 + 13.9, owner="b", config=CONFIG) is None
+    taken = claim(held, now=T0 + 14, owner="b", config=CONFIG)
+    assert taken is not None
+    assert (taken.epoch, taken.probe_owner) == (3, "b")
+
+
+def test_successes_release_the_slot_and_close_at_threshold() -> None:
+    """Each success frees the slot for anyone; the success_threshold-th closes."""
+    rec: Record = opened()
+    now = T0 + 10
+    for n in range(1, 4):
+        held = claim(rec, now=now, owner=f"caller-{n}", config=CONFIG)
+        assert held is not None
+        done = probe_succeeded(held, token=held.epoch, now=now, config=CONFIG)
+        assert done is not None
+        rec = done
+        if n < 3:
+            assert (rec.state, rec.successes, rec.probe_owner) == (CircuitState.HALF_OPEN, n, None)
+    assert rec.state is CircuitState.CLOSED
+    assert rec.epoch == 1 + 2 * 3
+
+
+def test_failed_probe_reopens_for_a_full_recovery_timeout() -> None:
+    """A failed probe reopens the circuit and resets the episode's successes."""
+    held = claim(opened(), now=T0 + 10, owner="a", config=CONFIG)
+    assert held is not None
+    reopened = probe_failed(held, token=held.epoch, now=T0 + 11, config=CONFIG)
+    assert reopened is not None
+    assert (reopened.state, reopened.retry_at, reopened.successes) == (
+        CircuitState.OPEN,
+        T0 + 21,
+        0,
+    )
+
+
+@pytest.mark.parametrize("outcome", [probe_succeeded, probe_failed, probe_released])
+def test_outcomes_are_fenced_by_the_token(outcome: object) -> None:
+    """An outcome with a token that is not the record's epoch changes nothing."""
+    held = claim(opened(), now=T0 + 10, owner="a", config=CONFIG)
+    assert held is not None
+    taken = claim(held, now=T0 + 20, owner="b", config=CONFIG)
+    assert taken is not None
+    assert outcome(taken, token=held.epoch, now=T0 + 21, config=CONFIG) is None  # type: ignore[operator]
+    assert outcome(held, token=held.epoch + 5, now=T0 + 21, config=CONFIG) is None  # type: ignore[operator]
+
+
+def test_release_keeps_successes() -> None:
+    """A released probe frees the slot without counting, keeping earlier successes."""
+    held = claim(replace(opened(), retry_at=T0), now=T0 + 10, owner="a", config=CONFIG)
+    assert held is not None
+    one = probe_succeeded(held, token=held.epoch, now=T0, config=CONFIG)
+    assert one is not None
+    again = claim(one, now=T0, owner="b", config=CONFIG)
+    assert again is not None
+    released = probe_released(again, token=again.epoch, now=T0, config=CONFIG)
+    assert released is not None
+    assert (released.successes, released.probe_owner) == (1, None)
+
+
+def test_payload_round_trip_and_unknown_fields() -> None:
+    """A record survives its payload; unknown fields from newer writers are ignored."""
+    held = claim(opened(), now=T0 + 10.123456789, owner="host:1:ab", config=CONFIG)
+    assert held is not None
+    payload = held.to_payload()
+    assert Record.from_payload(held.epoch, payload) == held
+    assert Record.from_payload(held.epoch, {**payload, "window": [1, 2]}) == held
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"v": 99, "state": "open"},
+        {"v": 1, "state": "ajar"},
+        {"v": 1, "state": "open"},
+        {"v": 1, "state": "closed", "successes": -1},
+        {"v": 1, "state": "closed", "opened_at": "yesterday"},
+        {"v": 1, "state": "half_open", "probe_owner": "x"},
+        {"v": True, "state": "closed"},
+    ],
+    ids=[
+        "empty",
+        "future-version",
+        "bad-state",
+        "open-no-retry",
+        "negative",
+        "bad-time",
+        "claim-no-expiry",
+        "bool-version",
+    ],
+)
+def test_malformed_payloads_are_rejected(payload: dict[str, object]) -> None:
+    """Anything that is not a valid record raises ValueError (stores then log and skip it)."""
+    with pytest.raises(ValueError):
+        Record.from_payload(1, payload)
+
+
+class ProtocolMachine(RuleBasedStateMachine):
+    """Several callers act on one stored record through compare-and-set, as the breaker does."""
+
+    callers = ("a", "b", "c")
+
+    @initialize()
+    def start(self) -> None:
+        self.now = T0
+        self.stored: Record = ABSENT
+        self.claims: dict[str, Record] = {}  # each caller's latest claim (its token)
+        self.last_epoch = 0
+        self.episode_successes = 0
+        self.writes: list[tuple[Record, Record]] = []
+        self.checked = 0
+
+    def write(self, expected: Record, new: Record | None) -> bool:
+        """compare_and_set: lands only if nothing was written since ``expected``."""
+        if new is None or expected.epoch != self.stored.epoch:
+            return False
+        self.writes.append((self.stored, new))
+        self.stored = new
+        return True
+
+    @rule(seconds=st.sampled_from([0.5, 1.0, 3.9, 4.0, 10.0, 25.0]))
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    @rule()
+    def fail_closed(self) -> None:
+        if self.write(self.stored, trip(self.stored, now=self.now, failures=3, config=CONFIG)):
+            self.episode_successes = 0
+
+    @rule(caller=st.sampled_from(callers))
+    def try_claim(self, caller: str) -> None:
+        new = claim(self.stored, now=self.now, owner=caller, config=CONFIG)
+        if route(self.stored, self.now) is not Route.CLAIM:
+            assert new is None
+        if self.write(self.stored, new):
+            assert new is not None
+            if self.writes[-1][0].state is CircuitState.OPEN:
+                self.episode_successes = 0
+            self.claims[caller] = new
+
+    @precondition(lambda self: bool(self.claims))
+    @rule(data=st.data(), outcome=st.sampled_from(["success", "failure", "release"]))
+    def settle(self, data: st.DataObject, outcome: str) -> None:
+        caller = data.draw(st.sampled_from(sorted(self.claims)))
+        held = self.claims.pop(caller)
+        decide = {"success": probe_succeeded, "failure": probe_failed, "release": probe_released}
+        new = decide[outcome](held, token=held.epoch, now=self.now, config=CONFIG)
+        stale = self.stored.epoch != held.epoch
+        before = self.stored
+        landed = self.write(held, new)
+        if stale:
+            assert not landed, "a stale prober changed a newer episode"
+            assert self.stored == before
+        elif landed and outcome == "success":
+            self.episode_successes += 1
+        elif landed and outcome == "failure":
+            self.episode_successes = 0
+
+    @invariant()
+    def epoch_grows_by_one_per_write(self) -> None:
+        for old, new in self.writes[-1:]:
+            assert new.epoch == old.epoch + 1
+        assert self.stored.epoch >= self.last_epoch
+        self.last_epoch = self.stored.epoch
+
+    @invariant()
+    def at_most_one_live_token(self) -> None:
+        live = [c for c, held in self.claims.items() if held.epoch == self.stored.epoch]
+        assert len(live) <= 1
+        if self.stored.state is CircuitState.HALF_OPEN and self.stored.probe_owner is not None:
+            assert live == [self.stored.probe_owner] or not live
+
+    @invariant()
+    def closes_only_after_threshold_successes(self) -> None:
+        for old, new in self.writes[self.checked :]:
+            if old.state is CircuitState.HALF_OPEN and new.state is CircuitState.CLOSED:
+                assert self.episode_successes == CONFIG.success_threshold
+                self.episode_successes = 0
+        self.checked = len(self.writes)
+
+    @invariant()
+    def record_is_well_formed(self) -> None:
+        rec = self.stored
+        if rec.state is CircuitState.OPEN:
+            assert rec.retry_at == rec.opened_at + CONFIG.recovery_timeout  # type: ignore[operator]
+            assert rec.probe_owner is None
+        if rec.state is CircuitState.HALF_OPEN:
+            assert 0 <= rec.successes < CONFIG.success_threshold
+        assert Record.from_payload(rec.epoch, rec.to_payload()) == rec
+
+
+ProtocolMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=40, deadline=None
+)
+test_protocol_state_machine = ProtocolMachine.TestCase

@@ -1,0 +1,62 @@
+"""The public surface: what `fleetbreaker` exports, and what importing it costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import fleetbreaker
+
+
+def test_all_is_pinned() -> None:
+    """__all__ lists exactly the public names, sorted."""
+    assert fleetbreaker.__all__ == [
+        "CircuitBreaker",
+        "CircuitBreakerError",
+        "CircuitInfo",
+        "CircuitOpenError",
+        "CircuitState",
+        "CircuitTransition",
+        "Config",
+        "ConfigError",
+        "MemoryStore",
+        "SQLiteStore",
+        "Store",
+        "StoreError",
+        "circuit_breaker",
+    ]
+    for name in fleetbreaker.__all__:
+        assert getattr(fleetbreaker, name) is not None
+
+
+def test_exception_tree() -> None:
+    """Every fleetbreaker exception derives from CircuitBreakerError."""
+    for exc in (fleetbreaker.CircuitOpenError, fleetbreaker.ConfigError, fleetbreaker.StoreError):
+        assert issubclass(exc, fleetbreaker.CircuitBreakerError)
+    assert issubclass(fleetbreaker.ConfigError, ValueError)
+
+
+def test_state_is_a_str_enum() -> None:
+    """CircuitState members compare equal to their string values."""
+    assert fleetbreaker.CircuitState.HALF_OPEN == "half_open"
+    assert [s.value for s in fleetbreaker.CircuitState] == ["closed", "open", "half_open"]
+
+
+def test_import_pulls_in_no_store_clients() -> None:
+    """Importing fleetbreaker imports neither boto3 nor redis (they are optional extras)."""
+    code = (
+        "import sys, fleetbreaker, fleetbreaker.stores; "
+        "bad = [m for m in ('boto3', 'botocore', 'redis') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_package_is_typed() -> None:
+    """The package ships py.typed so type checkers use its annotations."""
+    from importlib.resources import files
+
+    assert files("fleetbreaker").joinpath("py.typed").is_file()
