@@ -392,7 +392,21 @@ class CircuitBreaker:
             raise CircuitOpenError(info)
         return self.on_circuit_open(*args, circuit=info, **kwargs)
 
+    def _admit_cached(self) -> _Ticket | None:
+        """Route on the fresh cached view without any step machinery (an open circuit's
+        refusals are as cheap as a healthy call); ``None`` when the steps are needed."""
+        view = self._view
+        if self._mono() >= view.fresh_until:
+            return None
+        where = protocol.route(view.record, self._wall())
+        if where is Route.CLAIM:
+            return None
+        return _Ticket(_Kind.ADMIT if where is Route.ADMIT else _Kind.REJECT, view)
+
     def _admit_sync(self) -> _Ticket:
+        ticket = self._admit_cached()
+        if ticket is not None:
+            return ticket
         try:
             return self._drive(self._admit())
         except Exception:
@@ -400,6 +414,9 @@ class CircuitBreaker:
             return _Ticket(_Kind.ADMIT, self._view)
 
     async def _admit_async(self) -> _Ticket:
+        ticket = self._admit_cached()
+        if ticket is not None:
+            return ticket
         try:
             return await self._adrive(self._admit())
         except Exception:

@@ -1,0 +1,138 @@
+"""SQLiteStore specifics: construction errors, file settings, locks, connections."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetbreaker import CircuitBreaker, CircuitState, Config, SQLiteStore, StoreError
+from fleetbreaker._protocol import Record
+from fleetbreaker.testing import FakeClock
+
+RECORD = Record(CircuitState.OPEN, 1, opened_at=1.0, retry_at=2.0, expires_at=time.time() + 3600)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    """A path in a directory that does not exist is refused at construction."""
+    with pytest.raises(StoreError, match=r"directory '.*nowhere' does not exist"):
+        SQLiteStore(tmp_path / "nowhere" / "breakers.db")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    """A directory is not a database file."""
+    with pytest.raises(StoreError, match="is a directory"):
+        SQLiteStore(tmp_path)
+
+
+@pytest.mark.parametrize("path", [":memory:", "", "file::memory:?cache=shared"])
+def test_in_memory_databases_are_refused(path: str) -> None:
+    """An in-memory database cannot be shared by processes: MemoryStore is the answer."""
+    with pytest.raises(StoreError, match="use MemoryStore"):
+        SQLiteStore(path)
+
+
+def test_file_that_is_not_a_database(tmp_path: Path) -> None:
+    """A text file is reported as not usable, naming the file."""
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match=r"cannot use .*notes\.db.* as a fleetbreaker database"):
+        SQLiteStore(path)
+
+
+def test_database_of_another_application(tmp_path: Path) -> None:
+    """An SQLite file with someone else's tables is not taken over."""
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    conn.close()
+    with pytest.raises(StoreError, match=r"database of something else \(tables: users\)"):
+        SQLiteStore(path)
+
+
+def test_unwritable_location() -> None:
+    """A location the process cannot create a file in fails at construction."""
+    with pytest.raises(StoreError, match="cannot use"):
+        SQLiteStore("/proc/fleetbreaker.db")
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 61, "1"])
+def test_bad_timeout(tmp_path: Path, timeout: object) -> None:
+    """The lock timeout must be a bounded positive number of seconds."""
+    with pytest.raises(StoreError, match="timeout must be seconds in"):
+        SQLiteStore(tmp_path / "b.db", timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_reopening_an_existing_store(tmp_path: Path) -> None:
+    """A second store on the same file sees what the first wrote."""
+    path = tmp_path / "b.db"
+    SQLiteStore(path).compare_and_set("c", None, RECORD)
+    assert SQLiteStore(path).load("c") == RECORD
+
+
+def test_wal_and_relaxed_sync(tmp_path: Path) -> None:
+    """The file runs in WAL mode with synchronous=NORMAL (no fsync stall per commit)."""
+    store = SQLiteStore(tmp_path / "b.db")
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
+    assert conn.execute("PRAGMA synchronous").fetchall() == [(1,)]
+
+
+def test_one_connection_per_thread(tmp_path: Path) -> None:
+    """Each thread gets its own connection (sqlite3 connections are not shared)."""
+    store = SQLiteStore(tmp_path / "b.db")
+    conns: list[sqlite3.Connection] = []
+    worker = threading.Thread(target=lambda: conns.append(store._conn()))
+    worker.start()
+    worker.join()
+    assert conns[0] is not store._conn()
+
+
+def test_wedged_database_is_a_bounded_store_error(tmp_path: Path) -> None:
+    """A writer holding the lock turns our write into a StoreError after the timeout."""
+    path = tmp_path / "b.db"
+    store = SQLiteStore(path, timeout=0.2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(
+            StoreError, match="compare_and_set of circuit 'c' failed: database is locked"
+        ):
+            store.compare_and_set("c", None, RECORD)
+        assert time.monotonic() - started < 5  # bounded: not a hang
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+def test_breaker_on_a_wedged_database_fails_open(tmp_path: Path) -> None:
+    """A locked database never reaches the caller; a trip still protects locally."""
+    path = tmp_path / "b.db"
+    store = SQLiteStore(path, timeout=0.1)
+    breaker = CircuitBreaker(
+        "c", store=store, config=Config(failure_threshold=2), clock=FakeClock()
+    )
+    assert breaker.call(lambda: "ok") == "ok"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for _ in range(2):
+            with pytest.raises(ZeroDivisionError):
+                breaker.call(lambda: 1 / 0)
+        assert breaker.state is CircuitState.OPEN
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.load("c") is None  # the trip could not be persisted
+
+
+def test_close_then_reuse_opens_a_new_connection(tmp_path: Path) -> None:
+    """close() drops this thread's connection; later use reconnects."""
+    store = SQLiteStore(tmp_path / "b.db")
+    store.compare_and_set("c", None, RECORD)
+    store.close()
+    assert store.load("c") == RECORD
