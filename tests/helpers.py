@@ -68,7 +68,9 @@ class ParkingStore(CountingStore):
     ``parked`` is set once a thread is parked inside the store; ``release`` lets it go.
     """
 
-    def __init__(self, inner: Store | None = None, *, operation: str = "load", armed: bool = True) -> None:
+    def __init__(
+        self, inner: Store | None = None, *, operation: str = "load", armed: bool = True
+    ) -> None:
         super().__init__(inner)
         self.operation = operation
         self.parked = threading.Event()

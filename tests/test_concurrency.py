@@ -304,7 +304,11 @@ def test_threshold_crossing_is_observed_by_one_thread() -> None:
     """Failures beyond the threshold, while the trip is being written, write nothing more."""
     store, hook = ParkingStore(operation="cas"), RecordingHook()
     breaker = CircuitBreaker(
-        "svc", store=store, config=Config(failure_threshold=4), clock=FakeClock(), on_transition=hook
+        "svc",
+        store=store,
+        config=Config(failure_threshold=4),
+        clock=FakeClock(),
+        on_transition=hook,
     )
     breaker.call(lambda: None)
     tripper = threading.Thread(target=run_threads, args=(4, lambda _i: _expect_boom(breaker)))
