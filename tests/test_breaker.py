@@ -476,3 +476,21 @@ def test_decorator_factory() -> None:
         flaky()
     with pytest.raises(CircuitOpenError):
         flaky()
+
+
+def test_local_trip_outlives_a_store_that_comes_back_closed() -> None:
+    """After the store returns, an unpersisted trip holds until retry_at, read once per cache age."""
+    store, clock = FailingStore(), FakeClock()
+    breaker = make(store, clock)
+    breaker.call(ok)
+    fail(breaker, 3)
+    store.down.clear()
+    clock.advance(5.5)  # the view's cache age is over, retry_at is not; the store says closed
+    calls = []
+    for _ in range(200):
+        with pytest.raises(CircuitOpenError):
+            breaker.call(lambda: calls.append(1))
+    assert calls == []
+    assert store.counts["load"] <= 1
+    clock.advance(4.5)
+    assert breaker.call(ok) == "ok"  # retry_at: the store's closed record routes again

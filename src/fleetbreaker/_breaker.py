@@ -654,11 +654,12 @@ class CircuitBreaker:
         new = self._make_view(record, now, local=local, absent=absent)
         with self._lock:
             current = self._view
-            if record.epoch < current.record.epoch and (
-                current.read_at > started  # a newer read or write already landed
-                or (current.local and protocol.route(current.record, self._wall()) is Route.REJECT)
-            ):
-                return current
+            if record.epoch < current.record.epoch:
+                if current.read_at > started:
+                    return current  # a newer read or write landed while this one was running
+                if current.local and protocol.route(current.record, self._wall()) is Route.REJECT:
+                    # Our unpersisted trip still protects the downstream until its retry time.
+                    new = self._make_view(current.record, now, local=True, absent=current.absent)
             self._view = new
         return new
 
