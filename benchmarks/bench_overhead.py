@@ -1,0 +1,524 @@
+"""Healthy-path (closed circuit) overhead per call: fleetbreaker against its peers, in one run.
+
+Every subject protects the same trivial downstream, ``downstream(x) -> x``, and is measured
+on its cached, closed path: single-threaded (ns per call) and with 8 threads hammering one
+breaker (total calls/s). Peers are installed by the ``bench`` extra and run with their default
+configuration:
+
+* pybreaker ``CircuitBreaker()`` and fabfuel's ``circuitbreaker.circuit``: in-process only.
+* aws-lambda-powertools ``circuit_breaker``: its only persistence layer is DynamoDB, so it runs
+  as its users run it, against dynalite (a local DynamoDB-compatible server this script starts
+  and stops), with its default 5 s local cache. A second row subclasses its abstract
+  persistence base with a dict, to show how much of its cost is the store (almost none: the
+  cache serves nearly every call).
+
+``--check`` exits 1 when a *must* from the issue fails; ``--quick`` is a smoke run (a few
+thousand calls, figures meaningless) for the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+
+from fleetbreaker import CircuitBreaker, MemoryStore, SQLiteStore
+
+try:
+    import boto3
+    import circuitbreaker
+    import pybreaker
+    from aws_lambda_powertools.utilities.circuit_breaker import circuit_breaker
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+        CircuitBreakerDynamoDBPersistence,
+        CircuitBreakerPersistenceLayer,
+        CircuitStateRecord,
+    )
+except ImportError as exc:
+    sys.exit(
+        f"bench_overhead: {exc}; the peers come with the bench extra: "
+        ".venv/bin/pip install -e '.[bench]'"
+    )
+
+ROOT = Path(__file__).resolve().parent.parent
+DYNALITE_CLI = ROOT / "node_modules" / "dynalite" / "cli.js"
+DYNAMODB_TABLE = "CircuitBreakerState"
+THREADS = 8
+THREAD_NOISE = 0.05
+"""Under the GIL 8 threads can at best match one (the bare call shows where that is); repeats of
+the same run differ by a few per cent, so the thread goal allows this much below 1.00x."""
+CIRCUIT = "bench-backend"
+
+Runner = Callable[[int], None]
+"""Runs ``n`` healthy calls through one breaker (the loop is the caller's own code)."""
+
+
+def downstream(x: int) -> int:
+    return x
+
+
+@dataclass(frozen=True)
+class Mode:
+    repeats: int
+    target_ns: int  # single-thread: how long one repeat should last
+    min_calls: int
+    max_calls: int
+    memory_calls: int
+
+
+FULL = Mode(
+    repeats=9,
+    target_ns=80_000_000,
+    min_calls=5_000,
+    max_calls=3_000_000,
+    memory_calls=100_000,
+)
+QUICK = Mode(
+    repeats=2,
+    target_ns=0,
+    min_calls=2_000,
+    max_calls=2_000,
+    memory_calls=2_000,
+)
+
+
+@dataclass
+class Subject:
+    key: str
+    label: str
+    build: Callable[[], Runner]
+    runner: Runner = field(init=False)
+    calls: int = 0
+    single_ns: list[float] = field(default_factory=list)  # ns per call, one per repeat
+    threaded: list[float] = field(default_factory=list)  # calls/s, one per repeat
+    construct_bytes: int = 0
+    construct_peak: int = 0
+    calls_growth: int = 0
+    calls_peak: int = 0
+
+    # Best of the repeats: on a shared machine the slower repeats measure the neighbours.
+    @property
+    def ns(self) -> float:
+        return min(self.single_ns)
+
+    @property
+    def ns_median(self) -> float:
+        return statistics.median(self.single_ns)
+
+    @property
+    def single_tput(self) -> float:
+        return 1e9 / self.ns
+
+    @property
+    def threaded_tput(self) -> float:
+        return max(self.threaded)
+
+
+# --- subjects ----------------------------------------------------------------------------------
+
+
+def _decorated(wrapped: Callable[[int], object]) -> Runner:
+    def run(n: int) -> None:
+        for _ in repeat(None, n):
+            wrapped(1)
+
+    return run
+
+
+def fleetbreaker_subjects(stack: ExitStack) -> list[Subject]:
+    memory = MemoryStore()
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleetbreaker-bench-")))
+    sqlite = SQLiteStore(tmp / "breakers.db")
+    stack.callback(sqlite.close)
+
+    def memory_decorated() -> Runner:
+        return _decorated(CircuitBreaker(CIRCUIT, store=memory)(downstream))
+
+    def sqlite_decorated() -> Runner:
+        return _decorated(CircuitBreaker(CIRCUIT, store=sqlite)(downstream))
+
+    def memory_call() -> Runner:
+        breaker = CircuitBreaker(CIRCUIT, store=memory)
+
+        def run(n: int) -> None:
+            for _ in repeat(None, n):
+                breaker.call(downstream, 1)
+
+        return run
+
+    def memory_guard() -> Runner:
+        breaker = CircuitBreaker(CIRCUIT, store=memory)
+
+        def run(n: int) -> None:
+            for _ in repeat(None, n):
+                with breaker.guard():
+                    downstream(1)
+
+        return run
+
+    return [
+        Subject("fb-memory", "fleetbreaker MemoryStore @breaker", memory_decorated),
+        Subject("fb-sqlite", "fleetbreaker SQLiteStore @breaker", sqlite_decorated),
+        Subject("fb-call", "fleetbreaker MemoryStore .call()", memory_call),
+        Subject("fb-guard", "fleetbreaker MemoryStore guard()", memory_guard),
+    ]
+
+
+def peer_subjects() -> list[Subject]:
+    def pybreaker_decorated() -> Runner:
+        return _decorated(pybreaker.CircuitBreaker()(downstream))
+
+    def circuitbreaker_decorated() -> Runner:
+        wrapped: Callable[[int], int] = circuitbreaker.circuit(downstream)
+        return _decorated(wrapped)
+
+    return [
+        Subject("pybreaker", "pybreaker CircuitBreaker()", pybreaker_decorated),
+        Subject("circuitbreaker", "circuitbreaker @circuit", circuitbreaker_decorated),
+    ]
+
+
+def check_dynalite(cli: Path) -> str:
+    """The node binary that runs dynalite, or exit with how to install it."""
+    node = shutil.which("node")
+    if node is None or not cli.is_file():
+        missing = "node is not on PATH" if node is None else f"{cli} does not exist"
+        sys.exit(
+            "bench_overhead: aws-lambda-powertools' circuit breaker persists only to DynamoDB, "
+            "so this benchmark runs it against dynalite, a local DynamoDB-compatible server, "
+            f"and {missing}.\nInstall it with `make system-deps` (needs node and npm), or "
+            f"`npm install --no-save dynalite@4.0.0` in {ROOT}."
+        )
+    return node
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def dynalite(node: str, cli: Path) -> Iterator[str]:
+    """Run dynalite (in memory) on a free local port; yield its endpoint URL."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [node, str(cli), "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                sys.exit(f"bench_overhead: dynalite exited with {proc.returncode}: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("bench_overhead: dynalite did not accept connections within 15 s")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def powertools_subjects(endpoint: str) -> list[Subject]:
+    # Placeholder keys for the local server only: dynalite checks no signature.
+    session = boto3.session.Session(
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - a placeholder the local server ignores
+        region_name="us-east-1",
+    )
+    client = session.client("dynamodb", endpoint_url=endpoint)
+    client.create_table(
+        TableName=DYNAMODB_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb = CircuitBreakerDynamoDBPersistence(table_name=DYNAMODB_TABLE, boto3_client=client)
+
+    class DictPersistence(CircuitBreakerPersistenceLayer):
+        """Powertools' own persistence base (its cache and locks) over a dict, no network."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._records: dict[str, CircuitStateRecord] = {}
+
+        def _get_record(self, name: str) -> CircuitStateRecord | None:
+            return self._records.get(name)
+
+        def _put_record(
+            self,
+            record: CircuitStateRecord,
+            condition: str | None = None,  # noqa: ARG002 - healthy path never writes
+            expected_opened_at: int | None = None,  # noqa: ARG002
+        ) -> None:
+            self._records[record.name] = record
+
+        def _update_record(self, record: CircuitStateRecord) -> None:
+            self._records[record.name] = record
+
+    in_memory = DictPersistence()
+
+    def with_store(persistence: CircuitBreakerPersistenceLayer) -> Callable[[], Runner]:
+        def build() -> Runner:
+            decorate = circuit_breaker(name=CIRCUIT, persistence_store=persistence)
+            wrapped: Callable[[int], int] = decorate(downstream)
+            return _decorated(wrapped)
+
+        return build
+
+    return [
+        Subject("powertools", "powertools (DynamoDB/dynalite)", with_store(dynamodb)),
+        Subject("powertools-mem", "powertools (dict persistence)", with_store(in_memory)),
+    ]
+
+
+def bare_subject() -> Subject:
+    return Subject("bare", "bare call", lambda: _decorated(downstream))
+
+
+# --- measurement -------------------------------------------------------------------------------
+
+
+def calibrate(subject: Subject, mode: Mode) -> None:
+    """Warm up, then size one repeat to last about ``mode.target_ns``."""
+    subject.runner(2_000)
+    start = time.perf_counter_ns()
+    subject.runner(2_000)
+    per_call = max(1, time.perf_counter_ns() - start) / 2_000
+    calls = int(mode.target_ns / per_call)
+    subject.calls = max(mode.min_calls, min(mode.max_calls, calls))
+
+
+def time_single(subject: Subject) -> None:
+    start = time.perf_counter_ns()
+    subject.runner(subject.calls)
+    subject.single_ns.append((time.perf_counter_ns() - start) / subject.calls)
+
+
+def time_threads(subject: Subject, threads: int) -> None:
+    """All threads call the one breaker; the clock runs from the common start to the last."""
+    per_thread = max(1, subject.calls // threads)
+    barrier = threading.Barrier(threads + 1)
+    errors: list[Exception] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            subject.runner(per_thread)
+        except Exception as exc:  # re-raised in the main thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter_ns()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter_ns() - start
+    if errors:
+        raise errors[0]
+    subject.threaded.append(per_thread * threads / (elapsed / 1e9))
+
+
+def measure_memory(subject: Subject, calls: int) -> None:
+    """Bytes allocated by building one breaker, and by ``calls`` healthy calls after warm-up."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        runner = subject.build()
+        current, peak = tracemalloc.get_traced_memory()
+        subject.construct_bytes, subject.construct_peak = current - before, peak - before
+        runner(1_000)  # cold read and first-call caches are not the steady state
+        gc.collect()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        runner(calls)
+        current, peak = tracemalloc.get_traced_memory()
+        subject.calls_growth, subject.calls_peak = current - before, peak - before
+        del runner
+    finally:
+        tracemalloc.stop()
+
+
+def run(mode: Mode, subjects: list[Subject]) -> None:
+    for subject in subjects:
+        subject.runner = subject.build()
+        calibrate(subject, mode)
+    # Rounds interleave the subjects, and each subject's threaded run follows its single-thread
+    # one, so a slow spell of the machine hits all of them, and both sides of 8T/1T, alike.
+    for _ in range(mode.repeats):
+        for subject in subjects:
+            time_single(subject)
+            time_threads(subject, THREADS)
+    for subject in subjects:
+        measure_memory(subject, mode.memory_calls)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if abs(n) >= 10 * 1024 else f"{n} B"
+
+
+def report(subjects: dict[str, Subject], mode: Mode) -> list[tuple[bool, bool, str]]:
+    bare, fb = subjects["bare"], subjects["fb-memory"]
+    rows = list(subjects.values())
+    width = max(len(s.label) for s in rows)
+    print(
+        f"{'implementation':<{width}}  {'ns/call':>8}  {'median':>8}  {'cost ns':>8}  "
+        f"{'x bare':>7}  {'x fb-mem':>8}  {'1T calls/s':>11}  {f'{THREADS}T calls/s':>11}  "
+        f"{f'{THREADS}T/1T':>6}"
+    )
+    for s in rows:
+        print(
+            f"{s.label:<{width}}  {s.ns:>8.0f}  {s.ns_median:>8.0f}  {s.ns - bare.ns:>8.0f}  "
+            f"{s.ns / bare.ns:>7.2f}  {s.ns / fb.ns:>8.2f}  {s.single_tput:>11,.0f}  "
+            f"{s.threaded_tput:>11,.0f}  {s.threaded_tput / s.single_tput:>6.2f}"
+        )
+    print(
+        f"\nns/call: best of {mode.repeats} repeats (median beside it); cost = ns/call minus "
+        f"the bare call's; {THREADS}T: {THREADS} threads on one breaker, best of "
+        f"{mode.repeats} repeats, each run right after the single-thread one."
+    )
+
+    print(
+        f"\nmemory (tracemalloc){'':<{max(0, width - 20)}}  {'build':>10}  {'build peak':>10}  "
+        f"{f'{mode.memory_calls:,} calls: growth':>22}  {'peak':>10}"
+    )
+    for s in rows:
+        if s.key == "bare":
+            continue
+        print(
+            f"{s.label:<{width}}  {_fmt_bytes(s.construct_bytes):>10}  "
+            f"{_fmt_bytes(s.construct_peak):>10}  {_fmt_bytes(s.calls_growth):>22}  "
+            f"{_fmt_bytes(s.calls_peak):>10}"
+        )
+    print(
+        "build = one breaker and its decorated function (the store is built beforehand); "
+        "growth = bytes\nstill held after the calls. powertools on DynamoDB may include one "
+        "cache refresh (a botocore get_item)."
+    )
+
+    def cost(s: Subject) -> float:
+        return s.ns - bare.ns
+
+    pt, pyb, cb = subjects["powertools"], subjects["pybreaker"], subjects["circuitbreaker"]
+    fb_threads = fb.threaded_tput / fb.single_tput
+    bare_threads = bare.threaded_tput / bare.single_tput
+    checks = [
+        (
+            True,
+            cost(fb) <= cost(pt) / 5,
+            (
+                f"fleetbreaker closed-path cost <= 1/5 of powertools': {cost(fb):.0f} ns vs "
+                f"{cost(pt):.0f} ns (1/{cost(pt) / cost(fb):.0f}; dict persistence: "
+                f"{cost(subjects['powertools-mem']):.0f} ns)"
+            ),
+        ),
+        (
+            True,
+            cost(fb) < cost(pyb),
+            f"below pybreaker's: {cost(fb):.0f} ns vs {cost(pyb):.0f} ns",
+        ),
+        (
+            False,
+            cost(fb) <= cost(cb),
+            f"no slower than circuitbreaker: {cost(fb):.0f} ns vs {cost(cb):.0f} ns",
+        ),
+        (
+            False,
+            fb_threads >= 1 - THREAD_NOISE,
+            (
+                f"{THREADS} threads >= single-thread throughput: {fb.threaded_tput:,.0f} vs "
+                f"{fb.single_tput:,.0f} calls/s = {fb_threads:.2f}x ({THREAD_NOISE:.0%} allowed "
+                f"for timing noise; the bare call, the GIL's ceiling: {bare_threads:.2f}x)"
+            ),
+        ),
+    ]
+    print("\nchecks (cost = ns/call over the bare call, fleetbreaker = MemoryStore @breaker)")
+    for must, ok, text in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {'must' if must else 'goal'}  {text}")
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smoke run: few calls, no figures")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a 'must' check fails")
+    parser.add_argument(
+        "--dynalite",
+        type=Path,
+        default=DYNALITE_CLI,
+        help="dynalite's cli.js (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    mode = QUICK if args.quick else FULL
+
+    # Measure the breakers, not their development bypass switches.
+    os.environ.pop("FLEETBREAKER_DISABLED", None)
+    os.environ.pop("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", None)
+    node = check_dynalite(args.dynalite)
+
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        endpoint = stack.enter_context(dynalite(node, args.dynalite))
+        subjects = [
+            bare_subject(),
+            *fleetbreaker_subjects(stack),
+            *peer_subjects(),
+            *powertools_subjects(endpoint),
+        ]
+        print(
+            f"fleetbreaker healthy-path overhead: Python {platform.python_version()} "
+            f"({platform.python_implementation()}), {platform.machine()}, "
+            f"{os.cpu_count()} CPUs{', QUICK MODE (figures meaningless)' if args.quick else ''}"
+        )
+        print(
+            "downstream(x) -> x behind each breaker, closed circuit, default configs.\n"
+            "powertools: its DynamoDB persistence against dynalite at "
+            f"{endpoint} (its default 5 s local cache);\n"
+            "  'dict persistence' = its abstract persistence base subclassed over a dict, "
+            "no network.\n"
+        )
+        run(mode, subjects)
+        checks = report({s.key: s for s in subjects}, mode)
+    print(f"\n({time.perf_counter() - started:.1f} s)")
+    failed_must = any(must and not ok for must, ok, _ in checks)
+    return 1 if args.check and failed_must else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
