@@ -89,6 +89,7 @@ def test_trips_after_consecutive_failures_and_short_circuits() -> None:
         breaker.call(ok)
     info = refused.value.circuit
     assert (info.name, info.state, info.failure_count) == ("svc", CircuitState.OPEN, 3)
+    assert str(refused.value).startswith("circuit 'svc' is open: call not attempted (next probe after 20")
     assert info.retry_at == pytest.approx(clock.wall() + 10)
     assert hook.pairs() == [("closed", "open")]
     assert store.writes == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -358,6 +360,11 @@ def test_fork_with_a_held_claim_and_an_open_sqlite_connection(tmp_path: Path) ->
             return "child-result"
         breaker._lock.release()
         os.close(write)
+        ready, _, _ = select.select([read], [], [], 20)
+        if not ready:  # the child is stuck (a lock inherited held): never leave it behind
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
         report = os.read(read, 100).decode()
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, report

@@ -13,6 +13,7 @@ users only from direct store use (construction, ``Store.load``) and from ``Circu
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,11 +30,19 @@ class CircuitOpenError(CircuitBreakerError):
     """The circuit is open (or a probe is already in flight): the call was not made."""
 
     def __init__(self, circuit: CircuitInfo) -> None:
+        super().__init__(circuit.name, circuit.state)
         self.circuit = circuit
-        super().__init__(
-            f"circuit {circuit.name!r} is {circuit.state.value}: call not attempted"
-            + (f" (next probe after {circuit.retry_at:.3f})" if circuit.retry_at else "")
-        )
+
+    def __str__(self) -> str:
+        # Formatted only when shown: refusals during an outage are raised far more than read.
+        circuit = self.circuit
+        text = f"circuit {circuit.name!r} is {circuit.state.value}: call not attempted"
+        if circuit.retry_at is not None:
+            when = datetime.fromtimestamp(circuit.retry_at, tz=timezone.utc)
+            text += f" (next probe after {when.isoformat(timespec='milliseconds')})"
+        elif circuit.probe_in_flight:
+            text += " (a probe is in flight)"
+        return text
 
 
 class ConfigError(CircuitBreakerError, ValueError):
