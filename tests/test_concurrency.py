@@ -303,7 +303,23 @@ def test_one_claim_write_per_process_per_recovery_window() -> None:
 
 
 def test_threshold_crossing_is_observed_by_one_thread() -> None:
-    """Failures beyond the threshold, while the trip is being written, write nothing more."""
+    """Of many concurrent failures on one closed view, exactly one is told to trip."""
+    breaker = CircuitBreaker("svc", config=Config(failure_threshold=4), clock=FakeClock())
+    breaker.call(lambda: None)
+    view = breaker._view
+    barrier = threading.Barrier(16)
+    crossings: list[bool] = []
+
+    def count(_i: int) -> None:
+        barrier.wait()
+        crossings.append(breaker._count_failure(view, Boom()))
+
+    run_threads(16, count)
+    assert crossings.count(True) == 1
+
+
+def test_callers_are_refused_while_the_trip_is_being_written() -> None:
+    """From the threshold crossing on, this process stops calling, before the store answers."""
     store, hook = ParkingStore(operation="cas"), RecordingHook()
     breaker = CircuitBreaker(
         "svc",
@@ -311,14 +327,19 @@ def test_threshold_crossing_is_observed_by_one_thread() -> None:
         config=Config(failure_threshold=4),
         clock=FakeClock(),
         on_transition=hook,
+        on_circuit_open=refuse,
     )
     breaker.call(lambda: None)
     tripper = threading.Thread(target=run_threads, args=(4, lambda _i: _expect_boom(breaker)))
     tripper.start()
     assert store.parked.wait(timeout=10)  # the crossing thread is writing the trip
-    run_threads(12, lambda _i: _expect_boom(breaker))  # more failures, same closed view
+    calls: list[int] = []
+    results: list[object] = []
+    run_threads(12, lambda i: results.append(breaker.call(lambda: calls.append(i))))
     store.release.set()
     tripper.join(timeout=10)
+    assert calls == []
+    assert results == [REFUSED] * 12
     assert store.writes == 1
     assert hook.pairs() == [("closed", "open")]
 

@@ -533,13 +533,23 @@ class CircuitBreaker:
         started = self._mono()
         if started < self._store_retry_at and not force:
             return self._view
+        loaded = yield from self._load(consistent=consistent)
+        if loaded is None:
+            return self._keep_view_through_backoff()
+        return self._install(loaded.record, started, absent=loaded.absent)
+
+    def _load(self, *, consistent: bool) -> _Steps[_View | None]:
+        """Read the record without installing it (``absent`` set for none); None on error."""
+        started = self._mono()
         try:
             record = yield _Load(consistent)
         except Exception as exc:
             self._store_failed(exc, "read")
-            return self._keep_view_through_backoff()
+            return None
         self._store_ok(self._mono() - started)
-        return self._install(ABSENT if record is None else record, started, absent=record is None)
+        if record is None:
+            return _View(ABSENT, started, started, closed=True, absent=True)
+        return _View(record, started, started, record.state is CircuitState.CLOSED)
 
     def _claim(self, view: _View) -> _Steps[_Ticket]:
         """Try to take the probe slot; one thread of this process tries at a time."""
@@ -574,15 +584,28 @@ class CircuitBreaker:
 
     def _trip(self, view: _View) -> _Steps[None]:
         """Open the circuit (this thread saw the failure count cross the threshold)."""
-        failures = self.config.failure_threshold
-        if self._mono() - view.read_at > self._reread_age():
-            fresh = yield from self._read(consistent=True)
-            if fresh.record.epoch != view.record.epoch and not fresh.local:
-                return  # the fleet moved on (tripped, or a new closed episode): nothing to do
-            view = fresh
-        new = protocol.trip(view.record, now=self._wall(), failures=failures, config=self.config)
+        new = protocol.trip(
+            view.record,
+            now=self._wall(),
+            failures=self.config.failure_threshold,
+            config=self.config,
+        )
         if new is None:
             return
+        # Stop this process's other callers at once, not after the store round trips below.
+        started = self._mono()
+        self._install(new, started, local=True)
+        if started < self._store_retry_at:
+            return  # the store is in backoff: the local trip is all we can do
+        if started - view.read_at > self._reread_age():
+            fresh = yield from self._load(consistent=True)
+            if fresh is None:
+                return  # store trouble: the local trip stands
+            if fresh.record.epoch != view.record.epoch or not fresh.closed:
+                # The fleet moved on (tripped already, or a new closed episode): adopt it.
+                self._install(fresh.record, self._mono(), absent=fresh.absent)
+                return
+            view = fresh
         won = yield from self._write(view, new)
         if won is False:
             yield from self._read(consistent=True)
