@@ -23,13 +23,16 @@ system-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v openssl >/dev/null 2>&1 || { \
+	  echo "installing openssl (the Redis TLS test makes its certificates with it)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 	@test -f node_modules/dynalite/cli.js || { \
 	  echo "installing dynalite"; \
 	  npm install --no-save --no-audit --no-fund --silent dynalite@4.0.0; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -12,6 +12,7 @@ add ``<kind>`` to ``STORE_KINDS``.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,12 @@ from pathlib import Path
 import pytest
 
 from fleetbreaker import MemoryStore, SQLiteStore, Store
+from tests.servers import dynamodb_servers
+from tests.servers.redis_servers import ServerProcess, open_redis_store
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "redis", "valkey", "dynamodb"]
 # Stores that processes can share: the fleet tests run against these.
-FLEET_STORE_KINDS = ["sqlite"]
+FLEET_STORE_KINDS = ["sqlite", "redis", "valkey", "dynamodb"]
 
 
 @dataclass
@@ -93,6 +96,64 @@ def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
     harness = Harness("sqlite", factory, factory, corrupt, foreign)
     yield harness
     harness.close()
+
+
+def _redis_harness(server: ServerProcess) -> Iterator[Harness]:
+    """A Redis/Valkey harness on a session server, isolated by a key prefix of its own."""
+    import redis
+
+    prefix = f"fbtest:{uuid.uuid4().hex}:"
+    factory = functools.partial(open_redis_store, server.url, prefix)
+    raw = redis.Redis.from_url(server.url)
+
+    def corrupt(name: str, epoch: int) -> None:
+        raw.set(prefix + name, f"{epoch} {{not json", px=3_600_000)
+
+    def foreign(name: str) -> None:
+        # Someone else's hash under the key: a value of another Redis type.
+        raw.delete(prefix + name)
+        raw.hset(prefix + name, mapping={"owner": "someone else", "epoch": "7"})
+
+    harness = Harness(server.kind, factory, factory, corrupt, foreign)
+    yield harness
+    harness.close()
+    raw.close()
+
+
+@pytest.fixture
+def redis_harness(redis_server_process: ServerProcess) -> Iterator[Harness]:
+    yield from _redis_harness(redis_server_process)
+
+
+@pytest.fixture
+def valkey_harness(valkey_server_process: ServerProcess) -> Iterator[Harness]:
+    yield from _redis_harness(valkey_server_process)
+
+
+@pytest.fixture
+def dynamodb_harness(dynalite_server: dynamodb_servers.ServerProcess) -> Iterator[Harness]:
+    """A DynamoDB harness on the session's dynalite, with a table of its own."""
+    endpoint, table = dynalite_server.endpoint, dynamodb_servers.unique_table()
+    factory = functools.partial(dynamodb_servers.open_store, endpoint, table)
+    creator = factory()
+    creator.create_table()
+    creator.close()
+    raw = dynamodb_servers.raw_client(endpoint)
+
+    def corrupt(name: str, epoch: int) -> None:
+        item = {"epoch": {"N": str(epoch)}, "record": {"S": "{not json"}}
+        raw.put_item(TableName=table, Item={"id": {"S": name}, **item, "expiration": {"N": "4e9"}})
+
+    def foreign(name: str) -> None:
+        # Someone else's item in a shared table: the epoch attribute is text.
+        item = {"epoch": {"S": "twelve"}, "record": {"B": b"\x00\x01"}}
+        raw.put_item(TableName=table, Item={"id": {"S": name}, **item, "expiration": {"N": "4e9"}})
+
+    harness = Harness("dynamodb", factory, factory, corrupt, foreign)
+    yield harness
+    harness.close()
+    raw.delete_table(TableName=table)
+    raw.close()
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -1,0 +1,337 @@
+"""RedisStore: circuits shared through Redis or Valkey, with redis-py (sync and asyncio).
+
+Each circuit is one string key, ``prefix + name``, holding ``"<epoch> <payload>"`` with a TTL
+set from ``record.expires_at`` on every write. ``compare_and_set`` is one Lua script
+(``redis_cas.lua``) run with EVALSHA; redis-py re-sends it on NOSCRIPT (after a restart,
+failover or SCRIPT FLUSH). Scripts and reads touch a single key, so Redis Cluster is fine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from typing import Any, TypeAlias
+
+try:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.retry
+    import redis.backoff
+    import redis.retry
+    from redis.commands.core import AsyncScript, Script
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("RedisStore needs redis-py: pip install 'fleetbreaker[redis]'") from exc
+
+from fleetbreaker._fork import reset_after_fork
+from fleetbreaker._protocol import Record
+from fleetbreaker.errors import ConfigError, StoreError
+from fleetbreaker.stores.base import Store, decode_record, encode_payload
+
+__all__ = ["DEFAULT_PREFIX", "RedisStore"]
+
+DEFAULT_PREFIX = "fleetbreaker:"
+_MAX_PREFIX = 128
+_TIMEOUT_S = 0.25
+_CAS_LUA = resources.files("fleetbreaker.stores").joinpath("redis_cas.lua").read_text("utf-8")
+# redis-py speaks to Valkey too; accept Valkey's own URL schemes for it.
+_SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}
+
+SyncClient: TypeAlias = "redis.Redis | redis.RedisCluster"
+AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
+
+
+class RedisStore(Store):
+    """A store in Redis or Valkey: one key per circuit, compare-and-set by a Lua script.
+
+    Build it with :meth:`from_url` (the store makes bounded-latency clients: 250 ms socket
+    timeouts and no retries, and one asyncio client per event loop), or hand it the clients the
+    application already has: ``RedisStore(client=redis.Redis(...))`` and/or
+    ``async_client=redis.asyncio.Redis(...)``; those keep their own settings and are not closed
+    by the store. Without an async client, ``aload``/``acompare_and_set`` run the sync client in
+    a worker thread. Nothing connects at construction: a Redis that is down costs the first
+    calls a ``StoreError`` (the breaker then fails open), never the application's start.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        if client is not None and not isinstance(client, redis.Redis | redis.RedisCluster):
+            raise ConfigError(
+                "RedisStore client= takes a redis.Redis or redis.RedisCluster, got "
+                f"{type(client).__name__}; pass redis.asyncio clients as async_client="
+            )
+        if async_client is not None and not isinstance(
+            async_client, redis.asyncio.Redis | redis.asyncio.RedisCluster
+        ):
+            raise ConfigError(
+                "RedisStore async_client= takes a redis.asyncio.Redis or "
+                f"redis.asyncio.RedisCluster, got {type(async_client).__name__}"
+            )
+        if client is None and async_client is None:
+            raise ConfigError(
+                "RedisStore needs a client: RedisStore.from_url(url), or client= / async_client="
+            )
+        self._prefix = _check_prefix(prefix)
+        self._client = client
+        self._script: Script | None = None if client is None else client.register_script(_CAS_LUA)
+        self._async_client = async_client
+        self._async_script: AsyncScript | None = (
+            None if async_client is None else async_client.register_script(_CAS_LUA)
+        )
+        self._label = f"RedisStore({_where(client or async_client)})"
+        # Set by from_url: the store owns its clients and builds an asyncio one per loop.
+        self._owns_client = False
+        self._async_factory: Callable[[], redis.asyncio.Redis] | None = None
+        self._loop_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript, object]
+        ] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = DEFAULT_PREFIX, **client_options: Any
+    ) -> RedisStore:
+        """A store on the server at ``url`` (``redis://``, ``rediss://``, ``unix://``, ``valkey://``).
+
+        ``client_options`` go to ``redis.Redis.from_url`` and override the bounded defaults;
+        options in the URL's query string win over both (redis-py's rule).
+        """
+        if not isinstance(url, str) or not url:
+            raise ConfigError(
+                f"RedisStore needs a Redis URL such as redis://host:6379/0, got {url!r}"
+            )
+        for scheme, replacement in _SCHEMES.items():
+            if url.startswith(scheme):
+                url = replacement + url[len(scheme) :]
+        sync_options = {
+            "socket_timeout": _TIMEOUT_S,
+            "socket_connect_timeout": _TIMEOUT_S,
+            "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+            **client_options,
+        }
+        try:
+            client = redis.Redis.from_url(url, **sync_options)
+            # Build one connection object (no I/O) so a misspelt option fails here, not later.
+            pool = client.connection_pool
+            pool.connection_class(**pool.connection_kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"RedisStore: cannot use Redis URL {_redact(url)!r}: {exc}") from exc
+        store = cls(client=client, prefix=prefix)
+        store._owns_client = True
+        async_options = {
+            **sync_options,
+            "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
+            **client_options,
+        }
+        store._async_factory = functools.partial(redis.asyncio.Redis.from_url, url, **async_options)
+        return store
+
+    def _after_fork_in_child(self) -> None:
+        # redis-py's sync pool notices the new PID itself; asyncio clients belong to the
+        # parent's loops and must never be used here.
+        self._lock = threading.Lock()
+        self._loop_clients = weakref.WeakKeyDictionary()
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+    def _sync(self) -> tuple[SyncClient, Script]:
+        if self._client is None or self._script is None:
+            raise StoreError(f"{self._label} has only an async client: use aload/acompare_and_set")
+        return self._client, self._script
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:  # noqa: ARG002
+        client, _ = self._sync()
+        try:
+            raw = client.get(self._key(name))
+        except redis.ResponseError as exc:
+            return self._read_wrongtype(name, exc)
+        except Exception as exc:
+            raise self._error("load", name, exc) from exc
+        return self._decode(name, raw)
+
+    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        _, script = self._sync()
+        try:
+            reply = script(keys=[self._key(name)], args=_cas_args(expected_epoch, record))
+        except Exception as exc:
+            raise self._error("compare_and_set", name, exc) from exc
+        return self._written(name, reply)
+
+    def names(self) -> list[str]:
+        client, _ = self._sync()
+        cut = len(self._prefix.encode())
+        try:
+            keys = list(client.scan_iter(match=_glob_escape(self._prefix) + "*", count=1000))
+            return [
+                (k if isinstance(k, bytes) else k.encode())[cut:].decode("utf-8", "replace")
+                for k in keys
+            ]
+        except Exception as exc:
+            raise self._error("names", "*", exc) from exc
+
+    async def aload(self, name: str, *, consistent: bool = False) -> Record | None:
+        found = await self._async()
+        if found is None:
+            return await super().aload(name, consistent=consistent)
+        client, _ = found
+        try:
+            raw = await client.get(self._key(name))
+        except redis.ResponseError as exc:
+            return self._read_wrongtype(name, exc)
+        except Exception as exc:
+            raise self._error("load", name, exc) from exc
+        return self._decode(name, raw)
+
+    async def acompare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        found = await self._async()
+        if found is None:
+            return await super().acompare_and_set(name, expected_epoch, record)
+        _, script = found
+        try:
+            reply = await script(keys=[self._key(name)], args=_cas_args(expected_epoch, record))
+        except Exception as exc:
+            raise self._error("compare_and_set", name, exc) from exc
+        return self._written(name, reply)
+
+    async def _async(self) -> tuple[AsyncClient, AsyncScript] | None:
+        """The asyncio client for the running loop, or ``None`` to use the worker thread."""
+        if self._async_client is not None and self._async_script is not None:
+            return self._async_client, self._async_script
+        if self._async_factory is None:
+            return None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._loop_clients.get(loop)
+        if entry is None:
+            client = self._async_factory()
+            closer = _close_at_loop_shutdown(self, client)
+            entry = (client, client.register_script(_CAS_LUA), closer)
+            with self._lock:
+                self._loop_clients[loop] = entry
+            await anext(closer)
+        return entry[0], entry[1]
+
+    def _forget_loop_client(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._loop_clients.pop(loop, None)
+
+    def _decode(self, name: str, raw: object) -> Record | None:
+        if raw is None:
+            return None
+        if isinstance(raw, str):  # a user's client with decode_responses=True
+            raw = raw.encode()
+        if not isinstance(raw, bytes):
+            raise StoreError(
+                f"{self._label}: load of circuit {name!r}: unexpected reply {raw!r:.80}"
+            )
+        head, sep, payload = raw.partition(b" ")
+        return decode_record(self._label, name, head if sep else None, payload)
+
+    def _read_wrongtype(self, name: str, exc: redis.ResponseError) -> Record | None:
+        if not str(exc).startswith("WRONGTYPE"):
+            raise self._error("load", name, exc) from exc
+        # Someone else's hash, list or set under the key: the contract's foreign value.
+        return decode_record(self._label, name, "(a non-string Redis value)", None)
+
+    def _written(self, name: str, reply: object) -> bool:
+        if reply in (0, 1) and not isinstance(reply, bool):
+            return reply == 1
+        raise StoreError(
+            f"{self._label}: compare_and_set of circuit {name!r}: unexpected reply {reply!r:.80}"
+        )
+
+    def _error(self, operation: str, name: str, exc: Exception) -> StoreError:
+        # base.store_error's wording, with what the client's error most likely means.
+        return StoreError(
+            f"{self._label}: {operation} of circuit {name!r} failed: "
+            f"{_hint(exc)} ({type(exc).__name__}: {exc})"
+        )
+
+    def close(self) -> None:
+        """Close the clients the store built (asyncio ones close when their loop shuts down)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"{self._label[:-1]}, prefix={self._prefix!r})"
+
+
+async def _close_at_loop_shutdown(
+    store: RedisStore, client: redis.asyncio.Redis
+) -> AsyncIterator[None]:
+    """Parked async generator: the loop's ``shutdown_asyncgens`` (run by ``asyncio.run``)
+    closes it, which closes the loop's client while the loop can still do I/O."""
+    try:
+        yield
+    finally:
+        store._forget_loop_client(asyncio.get_running_loop())
+        await getattr(client, "aclose", client.close)()  # redis-py 5.0.0 has only close()
+
+
+def _hint(exc: Exception) -> str:
+    if isinstance(exc, redis.ReadOnlyError):
+        return "the server is a read-only replica (after a failover?): use the primary"
+    if isinstance(exc, redis.OutOfMemoryError):
+        return "the server is out of memory (maxmemory reached)"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return "the ACL user lacks a command or key pattern fleetbreaker needs (docs/redis.md)"
+    if isinstance(exc, redis.AuthenticationError):
+        return "authentication failed"
+    if isinstance(exc, redis.TimeoutError):
+        return "no answer within the socket timeout"
+    if isinstance(exc, redis.ConnectionError):
+        return "cannot reach the server"
+    return "unexpected error or reply"
+
+
+def _cas_args(expected_epoch: int | None, record: Record) -> list[str | int]:
+    # A relative TTL counts on the server's clock from arrival, so server clock skew is moot.
+    ttl_ms = math.ceil((record.expires_at - time.time()) * 1000)
+    expected = "" if expected_epoch is None else str(expected_epoch)
+    return [expected, str(record.epoch), encode_payload(record), ttl_ms]
+
+
+def _check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not prefix or len(prefix) > _MAX_PREFIX:
+        raise ConfigError(
+            f"RedisStore prefix must be 1 to {_MAX_PREFIX} characters, such as "
+            f"{DEFAULT_PREFIX!r}, got {prefix!r:.80}"
+        )
+    if not prefix.isprintable():
+        raise ConfigError(f"RedisStore prefix must be printable text, got {prefix!r}")
+    return prefix
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\*?[]" else c for c in text)
+
+
+def _where(client: object) -> str:
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not kwargs:
+        return type(client).__name__
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    auth, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = auth.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}"

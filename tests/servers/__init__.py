@@ -1,0 +1,1 @@
+"""Real servers the store tests start and stop themselves."""
