@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench install system-deps clean
+.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb install system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,14 @@ pytest: $(STAMP) system-deps
 
 test: install system-deps lint typecheck pytest
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/bench_overhead.py
+
+bench-redis: $(STAMP) system-deps
+	$(BIN)/python benchmarks/bench_redis.py
+
+bench-dynamodb: $(STAMP) system-deps
+	$(BIN)/python benchmarks/bench_dynamodb.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
