@@ -460,11 +460,13 @@ def report(subjects: dict[str, Subject], mode: Mode) -> list[tuple[bool, bool, s
         ),
         (
             False,
-            fb_threads >= 1 - THREAD_NOISE,
+            # Under the GIL no wrapper can beat the interpreter's own 8T/1T, which a loaded
+            # machine pushes below 1.0: judge against that ceiling (the bare call's).
+            fb_threads >= min(1.0, bare_threads) - THREAD_NOISE,
             (
                 f"{THREADS} threads >= single-thread throughput: {fb.threaded_tput:,.0f} vs "
-                f"{fb.single_tput:,.0f} calls/s = {fb_threads:.2f}x ({THREAD_NOISE:.0%} allowed "
-                f"for timing noise; the bare call, the GIL's ceiling: {bare_threads:.2f}x)"
+                f"{fb.single_tput:,.0f} calls/s = {fb_threads:.2f}x (the GIL's ceiling, the "
+                f"bare call's 8T/1T: {bare_threads:.2f}x; {THREAD_NOISE:.0%} allowed for noise)"
             ),
         ),
     ]
