@@ -70,8 +70,10 @@ def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
     def raw(sql: str, *params: object) -> None:
         import sqlite3
 
-        with sqlite3.connect(path) as conn:
+        conn = sqlite3.connect(path)
+        with conn:
             conn.execute(sql, params)
+        conn.close()
 
     def corrupt(name: str, epoch: int) -> None:
         raw(

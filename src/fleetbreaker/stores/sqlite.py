@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from fleetbreaker._fork import reset_after_fork
@@ -30,6 +31,43 @@ _UPDATE_AT_EPOCH = f"""
 UPDATE {_TABLE} SET epoch = ?, payload = ?, expires_at = ?
 WHERE name = ? AND typeof(epoch) = 'integer' AND epoch = ? AND expires_at > ?
 """  # noqa: S608
+
+
+# Connections a forked child inherited: never closed there (closing could disturb the parent's
+# file locks and WAL), never garbage collected either (that would close them).
+_inherited: list[sqlite3.Connection] = []
+
+
+class _Connections:
+    """This process's connections of one store, one per thread, closed when their thread ends
+    or the store goes away (an unclosed connection would be a ResourceWarning on 3.13+)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_thread: dict[int, sqlite3.Connection] = {}
+
+    def add(self, conn: sqlite3.Connection) -> None:
+        key = id(conn)
+        with self.lock:
+            self.by_thread[key] = conn
+        weakref.finalize(threading.current_thread(), self.close, key)
+
+    def close(self, key: int) -> None:
+        with self.lock:
+            conn = self.by_thread.pop(key, None)
+        if conn is not None:
+            conn.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            conns, self.by_thread = list(self.by_thread.values()), {}
+        for conn in conns:
+            conn.close()
+
+    def abandon(self) -> None:
+        with self.lock:
+            _inherited.extend(self.by_thread.values())
+            self.by_thread = {}
 
 
 class SQLiteStore(Store):
@@ -57,6 +95,8 @@ class SQLiteStore(Store):
         if self.path.is_dir():
             raise StoreError(f"SQLiteStore: {text!r} is a directory, not a database file")
         self._local = threading.local()
+        self._conns = _Connections()
+        self._finalizer = weakref.finalize(self, self._conns.close_all)
         self._pid = os.getpid()
         reset_after_fork(self)
         try:
@@ -68,13 +108,17 @@ class SQLiteStore(Store):
 
     def _after_fork_in_child(self) -> None:
         # The parent's connections must never be touched by a child: abandon them unclosed.
+        self._conns.abandon()
         self._local = threading.local()
         self._pid = os.getpid()
 
     def _connect(self) -> sqlite3.Connection:
+        # One connection per thread; check_same_thread=False only so that a connection can
+        # be closed from another thread once its own thread has ended.
         conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=True
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
+        self._conns.add(conn)
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
@@ -169,10 +213,9 @@ class SQLiteStore(Store):
         return [row[0] for row in rows]
 
     def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the connections of every thread (the store must not be in use elsewhere)."""
+        self._conns.close_all()
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
