@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from fleetbreaker import CircuitState, Config
 from fleetbreaker._protocol import (
     ABSENT,
+    CLAIM_RESERVATION,
     Record,
     Route,
     claim,
@@ -64,9 +65,10 @@ def test_claim_is_exclusive_until_it_expires() -> None:
 
 
 def test_successes_release_the_slot_and_close_at_threshold() -> None:
-    """Each success frees the slot for anyone; the success_threshold-th closes."""
+    """Each success frees the slot (for anyone, once its short reservation lapses); the
+    success_threshold-th closes."""
     rec: Record = opened()
-    now = T0 + 10
+    now = T0 + 10 + CLAIM_RESERVATION
     for n in range(1, 4):
         held = claim(rec, now=now, owner=f"caller-{n}", config=CONFIG)
         assert held is not None
@@ -75,8 +77,32 @@ def test_successes_release_the_slot_and_close_at_threshold() -> None:
         rec = done
         if n < 3:
             assert (rec.state, rec.successes, rec.probe_owner) == (CircuitState.HALF_OPEN, n, None)
+        now += CLAIM_RESERVATION
     assert rec.state is CircuitState.CLOSED
     assert rec.epoch == 1 + 2 * 3
+
+
+def test_first_probe_is_reserved_for_the_tripper() -> None:
+    """After a trip, the tripping process alone may claim until the reservation lapses."""
+    rec = trip(ABSENT, now=T0, failures=3, config=CONFIG, owner="tripper")
+    assert rec is not None
+    assert route(rec, T0 + 10, "tripper") is Route.CLAIM
+    assert route(rec, T0 + 10, "other") is Route.REJECT
+    assert claim(rec, now=T0 + 10, owner="other", config=CONFIG) is None
+    assert route(rec, T0 + 10 + CLAIM_RESERVATION, "other") is Route.CLAIM
+
+
+@pytest.mark.parametrize("outcome", [probe_succeeded, probe_released, probe_failed])
+def test_freed_slot_is_reserved_for_the_last_prober(outcome: object) -> None:
+    """The process that freed the slot may claim next at once; others after the reservation."""
+    held = claim(opened(), now=T0 + 10 + CLAIM_RESERVATION, owner="prober", config=CONFIG)
+    assert held is not None
+    freed = outcome(held, token=held.epoch, now=T0 + 20, config=CONFIG)  # type: ignore[operator]
+    assert freed is not None
+    due = T0 + 20 if freed.state is CircuitState.HALF_OPEN else freed.retry_at
+    assert route(freed, due, "prober") is Route.CLAIM
+    assert route(freed, due, "other") is Route.REJECT
+    assert route(freed, due + CLAIM_RESERVATION, "other") is Route.CLAIM
 
 
 def test_failed_probe_reopens_for_a_full_recovery_timeout() -> None:
@@ -109,7 +135,7 @@ def test_release_keeps_successes() -> None:
     assert held is not None
     one = probe_succeeded(held, token=held.epoch, now=T0, config=CONFIG)
     assert one is not None
-    again = claim(one, now=T0, owner="b", config=CONFIG)
+    again = claim(one, now=T0 + CLAIM_RESERVATION, owner="b", config=CONFIG)
     assert again is not None
     released = probe_released(again, token=again.epoch, now=T0, config=CONFIG)
     assert released is not None
@@ -177,20 +203,24 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.stored = new
         return True
 
-    @rule(seconds=st.sampled_from([0.5, 1.0, 3.9, 4.0, 10.0, 25.0]))
+    @rule(seconds=st.sampled_from([0.5, 1.0, 3.9, 4.0, 10.0, 11.0, 25.0]))
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-    @rule()
-    def fail_closed(self) -> None:
-        if self.write(self.stored, trip(self.stored, now=self.now, failures=3, config=CONFIG)):
+    @rule(caller=st.sampled_from(callers))
+    def fail_closed(self, caller: str) -> None:
+        new = trip(self.stored, now=self.now, failures=3, config=CONFIG, owner=caller)
+        if self.write(self.stored, new):
             self.episode_successes = 0
 
     @rule(caller=st.sampled_from(callers))
     def try_claim(self, caller: str) -> None:
         new = claim(self.stored, now=self.now, owner=caller, config=CONFIG)
-        if route(self.stored, self.now) is not Route.CLAIM:
+        if route(self.stored, self.now, caller) is not Route.CLAIM:
             assert new is None
+        reserved = self.stored.reserved_for
+        if new is not None and self.stored.probe_owner is None and reserved not in (None, caller):
+            assert self.now >= self.stored.reserved_until  # type: ignore[operator]
         if self.write(self.stored, new):
             assert new is not None
             if self.writes[-1][0].state is CircuitState.OPEN:

@@ -398,7 +398,7 @@ class CircuitBreaker:
         view = self._view
         if self._mono() >= view.fresh_until:
             return None
-        where = protocol.route(view.record, self._wall())
+        where = protocol.route(view.record, self._wall(), self._owner)
         if where is Route.CLAIM:
             return None
         return _Ticket(_Kind.ADMIT if where is Route.ADMIT else _Kind.REJECT, view)
@@ -501,7 +501,7 @@ class CircuitBreaker:
         view = self._view
         if self._mono() >= view.fresh_until:
             view = yield from self._refresh(view)
-        where = protocol.route(view.record, self._wall())
+        where = protocol.route(view.record, self._wall(), self._owner)
         if where is Route.ADMIT:
             return _Ticket(_Kind.ADMIT, view)
         if where is Route.REJECT:
@@ -560,7 +560,7 @@ class CircuitBreaker:
         try:
             if self._view.read_at > view.read_at:  # another thread of ours just claimed or read
                 view = self._view
-                if protocol.route(view.record, self._wall()) is not Route.CLAIM:
+                if protocol.route(view.record, self._wall(), self._owner) is not Route.CLAIM:
                     return _Ticket(_Kind.ADMIT if view.closed else _Kind.REJECT, view)
             if self._mono() - view.read_at > self._reread_age():
                 # Re-read before writing: reads are cheaper than conditional writes, and most
@@ -570,12 +570,12 @@ class CircuitBreaker:
                 view.record, now=self._wall(), owner=self._owner, config=self.config
             )
             if new is None:
-                routed = protocol.route(view.record, self._wall())
+                routed = protocol.route(view.record, self._wall(), self._owner)
                 return _Ticket(_Kind.ADMIT if routed is Route.ADMIT else _Kind.REJECT, view)
             won = yield from self._write(view, new)
             if won is False:
                 view = yield from self._read(consistent=True)
-                routed = protocol.route(view.record, self._wall())
+                routed = protocol.route(view.record, self._wall(), self._owner)
                 return _Ticket(_Kind.ADMIT if routed is Route.ADMIT else _Kind.REJECT, view)
             return _Ticket(_Kind.PROBE, self._view, new, os.getpid())
         finally:
@@ -589,6 +589,7 @@ class CircuitBreaker:
             now=self._wall(),
             failures=self.config.failure_threshold,
             config=self.config,
+            owner=self._owner,
         )
         if new is None:
             return
@@ -663,8 +664,13 @@ class CircuitBreaker:
         else:
             wall = self._wall()
             ttl = min(max_age, HALF_OPEN_REFRESH + extra)
-            if state is CircuitState.OPEN and wall < record.retry_at:  # type: ignore[operator]
-                ttl = min(max_age, record.retry_at - wall)  # type: ignore[operator]
+            claimable_at = record.retry_at if state is CircuitState.OPEN else None
+            if claimable_at is not None and protocol.reserved_for_another(
+                record, wall, self._owner
+            ):
+                claimable_at = max(claimable_at, record.reserved_until)  # type: ignore[type-var]
+            if claimable_at is not None and wall < claimable_at:
+                ttl = min(max_age, claimable_at - wall)
             elif record.probe_owner is not None and wall < record.probe_expires_at:  # type: ignore[operator]
                 ttl = min(ttl, record.probe_expires_at - wall)  # type: ignore[operator]
         return _View(record, now, now + ttl, state is CircuitState.CLOSED, local, absent)
@@ -680,7 +686,10 @@ class CircuitBreaker:
             if record.epoch < current.record.epoch:
                 if current.read_at > started:
                     return current  # a newer read or write landed while this one was running
-                if current.local and protocol.route(current.record, self._wall()) is Route.REJECT:
+                if (
+                    current.local
+                    and protocol.route(current.record, self._wall(), self._owner) is Route.REJECT
+                ):
                     # Our unpersisted trip still protects the downstream until its retry time.
                     new = self._make_view(current.record, now, local=True, absent=current.absent)
             self._view = new

@@ -29,6 +29,14 @@ __all__ = [
     "trip",
 ]
 
+CLAIM_RESERVATION = 1.0
+"""Seconds for which a freed probe slot is reserved for the process that freed it (the one that
+tripped the circuit or ran the last probe) before any caller may claim it. That process is
+known to have traffic and learns of the free slot from its own write; every other process
+learns of it from a read that may be a round trip stale, and a fleet racing on stale reads
+loses a conditional write per racer. If the reserved process makes no call in time, anyone
+may claim."""
+
 FORMAT_VERSION = 1
 """Version of the stored record format. Readers ignore fields they do not know, so new
 policies can add fields without a version bump; bump it only for an incompatible change."""
@@ -58,7 +66,9 @@ class Record:
     when the first probe may be claimed; ``probe_owner``/``probe_expires_at`` (HALF_OPEN) is the
     current probe claim, if any; ``successes`` counts successful probes in this half-open
     episode; ``failure_count`` is the count that tripped the circuit; ``expires_at`` is when a
-    store may forget the record. All times are wall-clock seconds since the Unix epoch.
+    store may forget the record; ``reserved_for``/``reserved_until`` say which process alone may
+    claim a free probe slot until when (:data:`CLAIM_RESERVATION`). All times are wall-clock
+    seconds since the Unix epoch.
     """
 
     state: CircuitState
@@ -71,6 +81,8 @@ class Record:
     failure_count: int = 0
     updated_at: float = 0.0
     expires_at: float = 0.0
+    reserved_for: str | None = None
+    reserved_until: float | None = None
 
     def to_payload(self) -> dict[str, object]:
         """The record as JSON-ready fields, for stores (the epoch is stored beside it)."""
@@ -85,6 +97,8 @@ class Record:
             "failure_count": self.failure_count,
             "updated_at": self.updated_at,
             "expires_at": self.expires_at,
+            "reserved_for": self.reserved_for,
+            "reserved_until": self.reserved_until,
         }
 
     @classmethod
@@ -107,11 +121,15 @@ class Record:
             failure_count=_int(payload.get("failure_count", 0), "failure_count"),
             updated_at=_float(payload.get("updated_at", 0.0), "updated_at"),
             expires_at=_float(payload.get("expires_at", 0.0), "expires_at"),
+            reserved_for=_opt_str(payload.get("reserved_for"), "reserved_for"),
+            reserved_until=_opt_float(payload.get("reserved_until"), "reserved_until"),
         )
         if state is CircuitState.OPEN and record.retry_at is None:
             raise ValueError("an open record has no retry_at")
         if record.probe_owner is not None and record.probe_expires_at is None:
             raise ValueError("a probe claim has no expiry")
+        if record.reserved_for is not None and record.reserved_until is None:
+            raise ValueError("a probe reservation has no expiry")
         return record
 
 
@@ -141,29 +159,47 @@ ABSENT = Record(state=CircuitState.CLOSED, epoch=0)
 """How a circuit with no stored record reads: closed, never written."""
 
 
-def route(record: Record, now: float) -> Route:
-    """What a caller may do with ``record`` at ``now``."""
+def route(record: Record, now: float, owner: str | None = None) -> Route:
+    """What the process ``owner`` may do with ``record`` at ``now``."""
     if record.state is CircuitState.CLOSED:
         return Route.ADMIT
     if record.state is CircuitState.OPEN:
-        return Route.CLAIM if now >= record.retry_at else Route.REJECT  # type: ignore[operator]
-    if record.probe_owner is None or now >= record.probe_expires_at:  # type: ignore[operator]
-        return Route.CLAIM
-    return Route.REJECT
+        if now < record.retry_at:  # type: ignore[operator]
+            return Route.REJECT
+    elif record.probe_owner is not None:
+        # A held claim refuses everyone until it expires; then anyone may take over.
+        return Route.REJECT if now < record.probe_expires_at else Route.CLAIM  # type: ignore[operator]
+    if reserved_for_another(record, now, owner):
+        return Route.REJECT
+    return Route.CLAIM
 
 
-def trip(record: Record, *, now: float, failures: int, config: Config) -> Record | None:
-    """CLOSED(e) -> OPEN(e+1); ``None`` if the record is not closed."""
+def reserved_for_another(record: Record, now: float, owner: str | None) -> bool:
+    """Whether a free probe slot is still reserved for a process other than ``owner``."""
+    return (
+        record.reserved_for is not None
+        and record.reserved_for != owner
+        and now < record.reserved_until  # type: ignore[operator]
+    )
+
+
+def trip(
+    record: Record, *, now: float, failures: int, config: Config, owner: str | None = None
+) -> Record | None:
+    """CLOSED(e) -> OPEN(e+1), the first probe reserved for ``owner``; ``None`` if not closed."""
     if record.state is not CircuitState.CLOSED:
         return None
+    retry_at = now + config.recovery_timeout
     return Record(
         state=CircuitState.OPEN,
         epoch=record.epoch + 1,
         opened_at=now,
-        retry_at=now + config.recovery_timeout,
+        retry_at=retry_at,
         failure_count=failures,
         updated_at=now,
         expires_at=now + config.record_ttl,
+        reserved_for=owner,
+        reserved_until=None if owner is None else retry_at + CLAIM_RESERVATION,
     )
 
 
@@ -173,11 +209,13 @@ def claim(record: Record, *, now: float, owner: str, config: Config) -> Record |
     Successes of the episode survive a takeover of an expired claim; a claim on an OPEN record
     starts a new half-open episode.
     """
-    if route(record, now) is not Route.CLAIM:
+    if route(record, now, owner) is not Route.CLAIM:
         return None
     return replace(
         record,
         state=CircuitState.HALF_OPEN,
+        reserved_for=None,
+        reserved_until=None,
         epoch=record.epoch + 1,
         retry_at=None,
         probe_owner=owner,
@@ -219,6 +257,8 @@ def probe_succeeded(record: Record, *, token: int, now: float, config: Config) -
         successes=successes,
         updated_at=now,
         expires_at=now + config.record_ttl,
+        reserved_for=record.probe_owner,
+        reserved_until=now + CLAIM_RESERVATION,
     )
 
 
@@ -226,14 +266,17 @@ def probe_failed(record: Record, *, token: int, now: float, config: Config) -> R
     """A failed probe reopens the circuit for another ``recovery_timeout``; ``None`` if fenced."""
     if not _owns_probe(record, token):
         return None
+    retry_at = now + config.recovery_timeout
     return Record(
         state=CircuitState.OPEN,
         epoch=record.epoch + 1,
         opened_at=now,
-        retry_at=now + config.recovery_timeout,
+        retry_at=retry_at,
         failure_count=record.failure_count,
         updated_at=now,
         expires_at=now + config.record_ttl,
+        reserved_for=record.probe_owner,
+        reserved_until=retry_at + CLAIM_RESERVATION,
     )
 
 
@@ -248,4 +291,6 @@ def probe_released(record: Record, *, token: int, now: float, config: Config) ->
         probe_expires_at=None,
         updated_at=now,
         expires_at=now + config.record_ttl,
+        reserved_for=record.probe_owner,
+        reserved_until=now + CLAIM_RESERVATION,
     )

@@ -29,7 +29,7 @@ from decimal import Decimal
 from fleetbreaker._protocol import ABSENT, Record
 from fleetbreaker.errors import StoreError
 
-__all__ = ["Store", "decode_record", "encode_payload", "read_epoch"]
+__all__ = ["Record", "Store", "decode_record", "encode_payload", "read_epoch", "store_error"]
 
 logger = logging.getLogger("fleetbreaker.store")
 
