@@ -495,3 +495,39 @@ def test_local_trip_outlives_a_store_that_comes_back_closed() -> None:
     assert store.counts["load"] <= 1
     clock.advance(4.5)
     assert breaker.call(ok) == "ok"  # retry_at: the store's closed record routes again
+
+
+def test_first_probe_is_reserved_for_the_tripping_process() -> None:
+    """At retry_at only the process that tripped may probe; others after the reservation."""
+    store, clock = CountingStore(), FakeClock()
+    a, b = make(store, clock), make(store, clock)
+    b.call(ok)
+    fail(a, 3)
+    clock.advance(6)
+    with pytest.raises(CircuitOpenError):
+        b.call(ok)  # b learns of the trip
+    loads = store.counts["load"]
+    clock.advance(4.5)  # past retry_at
+    with pytest.raises(CircuitOpenError):
+        b.call(ok)  # reserved for a: b neither claims nor even re-reads
+    assert store.counts["load"] == loads
+    assert store.counts["cas_lost"] == 0
+    clock.advance(1)  # a made no call: the reservation lapses, anyone may probe
+    assert b.call(ok) == "ok"
+    record = stored(store.inner)
+    assert record is not None
+    assert (record.state, record.successes) == (CircuitState.HALF_OPEN, 1)
+
+
+def test_prober_keeps_probing_while_others_wait() -> None:
+    """After a successful probe, the same process takes the next one without a race."""
+    store, clock = CountingStore(), FakeClock()
+    a, b = make(store, clock), make(store, clock)
+    fail(a, 3)
+    clock.advance(10)
+    assert a.call(ok) == "ok"  # probe 1 of 2
+    with pytest.raises(CircuitOpenError):
+        b.call(ok)  # the freed slot is a's for a moment
+    assert a.call(ok) == "ok"  # probe 2: closes
+    assert stored(store.inner).state is CircuitState.CLOSED  # type: ignore[union-attr]
+    assert store.counts["cas_lost"] == 0
