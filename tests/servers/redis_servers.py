@@ -78,9 +78,16 @@ def make_tls_files(directory: Path) -> Path:
     if shutil.which("openssl") is None:
         pytest.fail("openssl is not installed (apt-get install -y openssl)", pytrace=False)
     key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    # The key identifiers and CA:FALSE satisfy Python 3.13's strict X.509 verification.
+    (directory / "san.ext").write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
     for command in (
-        f"req -x509 {key} -days 2 -keyout ca.key -out ca.crt -subj /CN=test-ca",
+        (
+            f"req -x509 {key} -days 2 -keyout ca.key -out ca.crt -subj /CN=test-ca"
+            " -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
         f"req {key} -keyout server.key -out server.csr -subj /CN=127.0.0.1",
         (
             "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2"
