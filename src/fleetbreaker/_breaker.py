@@ -664,13 +664,10 @@ class CircuitBreaker:
         else:
             wall = self._wall()
             ttl = min(max_age, HALF_OPEN_REFRESH + extra)
-            claimable_at = record.retry_at if state is CircuitState.OPEN else None
-            if claimable_at is not None and protocol.reserved_for_another(
-                record, wall, self._owner
-            ):
-                claimable_at = max(claimable_at, record.reserved_until)  # type: ignore[type-var]
-            if claimable_at is not None and wall < claimable_at:
-                ttl = min(max_age, claimable_at - wall)
+            # Past retry_at an open view is re-read like a half-open one, even while the probe
+            # is reserved for another process: the fleet must learn of the close quickly.
+            if state is CircuitState.OPEN and wall < record.retry_at:  # type: ignore[operator]
+                ttl = min(max_age, record.retry_at - wall)  # type: ignore[operator]
             elif record.probe_owner is not None and wall < record.probe_expires_at:  # type: ignore[operator]
                 ttl = min(ttl, record.probe_expires_at - wall)  # type: ignore[operator]
         return _View(record, now, now + ttl, state is CircuitState.CLOSED, local, absent)
