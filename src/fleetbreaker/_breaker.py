@@ -5,11 +5,11 @@ How a call is routed:
 * **Hot path** (closed, cached view still fresh): one monotonic clock read, the call, nothing
   else — no lock, no store access, no allocation of ours.
 * **Slow path**: the protocol steps below, written once as generators that *yield* store
-  operations. ``_drive`` runs them with the sync store methods, ``_adrive`` with the async ones,
-  so the sync and asyncio entry points share every decision.
+  operations (``_steps.py``): ``drive`` runs them with the sync store methods, ``adrive`` with the
+  async ones, so the sync and asyncio entry points share every decision.
 
 Every write is ``compare_and_set`` on the epoch of the record the decision was made on. A probe
-claim's token is the epoch it wrote, and it lives in the call's own frame (``_Ticket``), never in
+claim's token is the epoch it wrote, and it lives in the call's own frame (``Ticket``), never in
 thread-local or process state, so no other thread, task or forked child can settle it.
 
 A circuit breaker must never become the outage it prevents: store errors are logged, start a
@@ -19,7 +19,6 @@ local view alone (fail open for reads; a trip still protects the downstream from
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import functools
 import inspect
@@ -28,16 +27,27 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass, replace
-from types import TracebackType
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from fleetbreaker import _protocol as protocol
+from fleetbreaker._admission import (
+    COLD,
+    FAILURE,
+    RELEASE,
+    SUCCESS,
+    Kind,
+    Ticket,
+    View,
+    outcome,
+)
 from fleetbreaker._clock import Clock, SystemClock
 from fleetbreaker._fork import reset_after_fork
+from fleetbreaker._guard import Guard
 from fleetbreaker._info import CircuitInfo, CircuitTransition
 from fleetbreaker._protocol import ABSENT, CircuitState, Record, Route
+from fleetbreaker._steps import CompareAndSet, Load, Steps, Wait, adrive, drive, resolve
 from fleetbreaker.config import Config
 from fleetbreaker.errors import CircuitOpenError, ConfigError
 from fleetbreaker.stores.base import Store
@@ -60,8 +70,6 @@ BACKOFF_MIN: Final = 0.5
 BACKOFF_MAX: Final = 15.0
 """After a store error the store is left alone for a growing while (seconds): a dead store costs
 each process one timeout per backoff period, not one per call."""
-COLD_READ_WAIT: Final = 2.0
-"""How long a cold call waits for another thread's first read before failing open."""
 MAX_NAME_LENGTH: Final = 200
 
 _DISABLED_ENV = "FLEETBREAKER_DISABLED"
@@ -92,70 +100,6 @@ def _check_name(name: object) -> str:
     if not name.isprintable():
         raise ConfigError(f"circuit name must be printable (no control characters), got {name!r}")
     return name
-
-
-# --- store operations the protocol steps yield -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Load:
-    consistent: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _CompareAndSet:
-    expected_epoch: int | None
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class _Wait:
-    flight: concurrent.futures.Future[None]
-
-
-_Op = _Load | _CompareAndSet | _Wait
-_Steps = Generator[_Op, Any, R]
-
-
-# --- the local view ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _View:
-    """This process's cached copy of the record, and until when (monotonic) it routes calls.
-
-    ``local`` marks a decision this process could not persist (store trouble): it protects the
-    downstream from this process until the record itself says otherwise.
-    """
-
-    record: Record
-    read_at: float
-    fresh_until: float
-    closed: bool
-    local: bool = False
-    absent: bool = False
-
-
-_COLD = _View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)
-
-
-class _Kind:
-    ADMIT = 0
-    REJECT = 1
-    PROBE = 2
-
-
-@dataclass(frozen=True, slots=True)
-class _Ticket:
-    """The admission of one call. For a probe, ``record`` is the claim it wrote (its token)."""
-
-    kind: int
-    view: _View
-    record: Record | None = None
-    pid: int = 0
-
-
-_SUCCESS, _FAILURE, _RELEASE = "success", "failure", "release"
 
 
 class CircuitBreaker:
@@ -201,7 +145,7 @@ class CircuitBreaker:
         self._mono = clock.monotonic
         self._disabled = _disabled_by_env()
 
-        self._view = _COLD
+        self._view = COLD
         self._failures = 0  # consecutive closed-path failures seen by this process ...
         self._failures_epoch = -1  # ... in the closed episode with this epoch
         self._rtt = 0.0  # smoothed store round trip, seconds
@@ -292,13 +236,13 @@ class CircuitBreaker:
             return result
         return await self._acall_slow(fn, args, kwargs)
 
-    def guard(self) -> _Guard:
+    def guard(self) -> Guard:
         """A context manager (``with`` or ``async with``) that protects its block.
 
         Entering raises ``CircuitOpenError`` when the circuit refuses the call; an exception
         leaving the block is recorded as the call's outcome and propagates unchanged.
         """
-        return _Guard(self)
+        return Guard(self)
 
     # --- sync and async shells -------------------------------------------------------------
 
@@ -343,7 +287,7 @@ class CircuitBreaker:
 
         return wrapper
 
-    def _call_closed(self, view: _View, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+    def _call_closed(self, view: View, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
@@ -355,44 +299,44 @@ class CircuitBreaker:
 
     def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
         ticket = self._admit_sync()
-        if ticket.kind == _Kind.ADMIT:
+        if ticket.kind == Kind.ADMIT:
             return self._call_closed(ticket.view, fn, args, kwargs)
-        if ticket.kind == _Kind.REJECT:
+        if ticket.kind == Kind.REJECT:
             return self._short_circuit(ticket.view, args, kwargs)  # type: ignore[no-any-return]
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._settle_sync(ticket, _outcome(self.config, exc))
+            self._settle_sync(ticket, outcome(self.config, exc))
             raise
-        self._settle_sync(ticket, _SUCCESS)
+        self._settle_sync(ticket, SUCCESS)
         return result
 
     async def _acall_slow(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
         ticket = await self._admit_async()
-        if ticket.kind == _Kind.REJECT:
+        if ticket.kind == Kind.REJECT:
             result = self._short_circuit(ticket.view, args, kwargs)
             return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
         try:
             value = await fn(*args, **kwargs)
         except BaseException as exc:
-            if ticket.kind == _Kind.PROBE:
-                await self._settle_async(ticket, _outcome(self.config, exc))
+            if ticket.kind == Kind.PROBE:
+                await self._settle_async(ticket, outcome(self.config, exc))
             elif isinstance(exc, Exception):
                 await self._aclosed_failed(ticket.view, exc)
             raise
-        if ticket.kind == _Kind.PROBE:
-            await self._settle_async(ticket, _SUCCESS)
+        if ticket.kind == Kind.PROBE:
+            await self._settle_async(ticket, SUCCESS)
         elif self._failures:
             self._closed_succeeded(ticket.view)
         return value
 
-    def _short_circuit(self, view: _View, args: Any, kwargs: Any) -> Any:
+    def _short_circuit(self, view: View, args: Any, kwargs: Any) -> Any:
         info = self._info(view)
         if self.on_circuit_open is None:
             raise CircuitOpenError(info)
         return self.on_circuit_open(*args, circuit=info, **kwargs)
 
-    def _admit_cached(self) -> _Ticket | None:
+    def _admit_cached(self) -> Ticket | None:
         """Route on the fresh cached view without any step machinery (an open circuit's
         refusals are as cheap as a healthy call); ``None`` when the steps are needed."""
         view = self._view
@@ -401,9 +345,9 @@ class CircuitBreaker:
         where = protocol.route(view.record, self._wall(), self._owner)
         if where is Route.CLAIM:
             return None
-        return _Ticket(_Kind.ADMIT if where is Route.ADMIT else _Kind.REJECT, view)
+        return Ticket(Kind.ADMIT if where is Route.ADMIT else Kind.REJECT, view)
 
-    def _admit_sync(self) -> _Ticket:
+    def _admit_sync(self) -> Ticket:
         ticket = self._admit_cached()
         if ticket is not None:
             return ticket
@@ -411,9 +355,9 @@ class CircuitBreaker:
             return self._drive(self._admit())
         except Exception:
             logger.exception("circuit %r: admission failed; letting the call through", self.name)
-            return _Ticket(_Kind.ADMIT, self._view)
+            return Ticket(Kind.ADMIT, self._view)
 
-    async def _admit_async(self) -> _Ticket:
+    async def _admit_async(self) -> Ticket:
         ticket = self._admit_cached()
         if ticket is not None:
             return ticket
@@ -421,94 +365,54 @@ class CircuitBreaker:
             return await self._adrive(self._admit())
         except Exception:
             logger.exception("circuit %r: admission failed; letting the call through", self.name)
-            return _Ticket(_Kind.ADMIT, self._view)
+            return Ticket(Kind.ADMIT, self._view)
 
-    def _settle_sync(self, ticket: _Ticket, outcome: str) -> None:
+    def _settle_sync(self, ticket: Ticket, outcome: str) -> None:
         try:
             self._drive(self._settle(ticket, outcome))
         except Exception:
             logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
 
-    async def _settle_async(self, ticket: _Ticket, outcome: str) -> None:
+    async def _settle_async(self, ticket: Ticket, outcome: str) -> None:
         try:
             await self._adrive(self._settle(ticket, outcome))
         except Exception:
             logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
 
-    def _closed_failed(self, view: _View, exc: Exception) -> None:
+    def _closed_failed(self, view: View, exc: Exception) -> None:
         try:
             if self._count_failure(view, exc):
                 self._drive(self._trip(view))
         except Exception:
             logger.exception("circuit %r: recording a failure failed", self.name)
 
-    async def _aclosed_failed(self, view: _View, exc: Exception) -> None:
+    async def _aclosed_failed(self, view: View, exc: Exception) -> None:
         try:
             if self._count_failure(view, exc):
                 await self._adrive(self._trip(view))
         except Exception:
             logger.exception("circuit %r: recording a failure failed", self.name)
 
-    def _drive(self, steps: _Steps[R]) -> R:
-        """Run protocol steps with the sync store methods."""
-        store, name = self.store, self.name
-        try:
-            op = next(steps)
-            while True:
-                try:
-                    if isinstance(op, _Load):
-                        result: Any = store.load(name, consistent=op.consistent)
-                    elif isinstance(op, _CompareAndSet):
-                        result = store.compare_and_set(name, op.expected_epoch, op.record)
-                    else:
-                        _wait_sync(op.flight)
-                        result = None
-                except Exception as exc:  # handed to the step, which decides
-                    op = steps.throw(exc)
-                else:
-                    op = steps.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            steps.close()  # a step interrupted by BaseException still runs its finally blocks
+    def _drive(self, steps: Steps[R]) -> R:
+        return drive(self.store, self.name, steps)
 
-    async def _adrive(self, steps: _Steps[R]) -> R:
-        """Run protocol steps with the async store methods (never blocking the event loop)."""
-        store, name = self.store, self.name
-        try:
-            op = next(steps)
-            while True:
-                try:
-                    if isinstance(op, _Load):
-                        result: Any = await store.aload(name, consistent=op.consistent)
-                    elif isinstance(op, _CompareAndSet):
-                        result = await store.acompare_and_set(name, op.expected_epoch, op.record)
-                    else:
-                        await _wait_async(op.flight)
-                        result = None
-                except Exception as exc:
-                    op = steps.throw(exc)
-                else:
-                    op = steps.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            steps.close()
+    async def _adrive(self, steps: Steps[R]) -> R:
+        return await adrive(self.store, self.name, steps)
 
     # --- protocol steps (shared by sync and async) -----------------------------------------
 
-    def _admit(self) -> _Steps[_Ticket]:
+    def _admit(self) -> Steps[Ticket]:
         view = self._view
         if self._mono() >= view.fresh_until:
             view = yield from self._refresh(view)
         where = protocol.route(view.record, self._wall(), self._owner)
         if where is Route.ADMIT:
-            return _Ticket(_Kind.ADMIT, view)
+            return Ticket(Kind.ADMIT, view)
         if where is Route.REJECT:
-            return _Ticket(_Kind.REJECT, view)
+            return Ticket(Kind.REJECT, view)
         return (yield from self._claim(view))
 
-    def _refresh(self, view: _View) -> _Steps[_View]:
+    def _refresh(self, view: View) -> Steps[View]:
         """Re-read the record, one read at a time per process (others share its result)."""
         with self._lock:
             flight = self._flight
@@ -517,18 +421,18 @@ class CircuitBreaker:
                 flight = self._flight = concurrent.futures.Future()
         assert flight is not None
         if not leader:
-            if view is not _COLD:
+            if view is not COLD:
                 return view  # serve the slightly stale view while the leader reads
-            yield _Wait(flight)
+            yield Wait(flight)
             return self._view
         try:
             return (yield from self._read(consistent=False))
         finally:
             with self._lock:
                 self._flight = None
-            _resolve(flight)
+            resolve(flight)
 
-    def _read(self, *, consistent: bool, force: bool = False) -> _Steps[_View]:
+    def _read(self, *, consistent: bool, force: bool = False) -> Steps[View]:
         """Read the record and install it as the view; on store trouble keep the local view."""
         started = self._mono()
         if started < self._store_retry_at and not force:
@@ -538,30 +442,30 @@ class CircuitBreaker:
             return self._keep_view_through_backoff()
         return self._install(loaded.record, started, absent=loaded.absent)
 
-    def _load(self, *, consistent: bool) -> _Steps[_View | None]:
+    def _load(self, *, consistent: bool) -> Steps[View | None]:
         """Read the record without installing it (``absent`` set for none); None on error."""
         started = self._mono()
         try:
-            record = yield _Load(consistent)
+            record = yield Load(consistent)
         except Exception as exc:
             self._store_failed(exc, "read")
             return None
         self._store_ok(self._mono() - started)
         if record is None:
-            return _View(ABSENT, started, started, closed=True, absent=True)
-        return _View(record, started, started, record.state is CircuitState.CLOSED)
+            return View(ABSENT, started, started, closed=True, absent=True)
+        return View(record, started, started, record.state is CircuitState.CLOSED)
 
-    def _claim(self, view: _View) -> _Steps[_Ticket]:
+    def _claim(self, view: View) -> Steps[Ticket]:
         """Try to take the probe slot; one thread of this process tries at a time."""
         with self._lock:
             if self._claiming:
-                return _Ticket(_Kind.REJECT, view)
+                return Ticket(Kind.REJECT, view)
             self._claiming = True
         try:
             if self._view.read_at > view.read_at:  # another thread of ours just claimed or read
                 view = self._view
                 if protocol.route(view.record, self._wall(), self._owner) is not Route.CLAIM:
-                    return _Ticket(_Kind.ADMIT if view.closed else _Kind.REJECT, view)
+                    return Ticket(Kind.ADMIT if view.closed else Kind.REJECT, view)
             if self._mono() - view.read_at > self._reread_age():
                 # Re-read before writing: reads are cheaper than conditional writes, and most
                 # of a fleet's would-be claimers learn here that someone else already won.
@@ -571,18 +475,18 @@ class CircuitBreaker:
             )
             if new is None:
                 routed = protocol.route(view.record, self._wall(), self._owner)
-                return _Ticket(_Kind.ADMIT if routed is Route.ADMIT else _Kind.REJECT, view)
+                return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
             won = yield from self._write(view, new)
             if won is False:
                 view = yield from self._read(consistent=True)
                 routed = protocol.route(view.record, self._wall(), self._owner)
-                return _Ticket(_Kind.ADMIT if routed is Route.ADMIT else _Kind.REJECT, view)
-            return _Ticket(_Kind.PROBE, self._view, new, os.getpid())
+                return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
+            return Ticket(Kind.PROBE, self._view, new, os.getpid())
         finally:
             with self._lock:
                 self._claiming = False
 
-    def _trip(self, view: _View) -> _Steps[None]:
+    def _trip(self, view: View) -> Steps[None]:
         """Open the circuit (this thread saw the failure count cross the threshold)."""
         new = protocol.trip(
             view.record,
@@ -611,27 +515,27 @@ class CircuitBreaker:
         if won is False:
             yield from self._read(consistent=True)
 
-    def _settle(self, ticket: _Ticket, outcome: str) -> _Steps[None]:
+    def _settle(self, ticket: Ticket, outcome: str) -> Steps[None]:
         """Record a probe's outcome, fenced by its claim token."""
         if ticket.pid != os.getpid() or ticket.record is None:
             return  # a forked child inherited the frame of its parent's probe: not its claim
         decide = {
-            _SUCCESS: protocol.probe_succeeded,
-            _FAILURE: protocol.probe_failed,
-            _RELEASE: protocol.probe_released,
+            SUCCESS: protocol.probe_succeeded,
+            FAILURE: protocol.probe_failed,
+            RELEASE: protocol.probe_released,
         }[outcome]
         claim = ticket.record
         new = decide(claim, token=claim.epoch, now=self._wall(), config=self.config)
         if new is None:
             return
-        view = _View(claim, self._mono(), 0.0, closed=False, local=ticket.view.local)
+        view = View(claim, self._mono(), 0.0, closed=False, local=ticket.view.local)
         won = yield from self._write(view, new)
         if won is False:
             # Fenced: our claim expired and was taken over. The newer episode stands.
             logger.info("circuit %r: a late probe %s was fenced off", self.name, outcome)
             yield from self._read(consistent=True)
 
-    def _write(self, view: _View, new: Record) -> _Steps[bool | None]:
+    def _write(self, view: View, new: Record) -> Steps[bool | None]:
         """Compare-and-set ``new`` over ``view.record``: True won, False lost, None local only."""
         started = self._mono()
         if started < self._store_retry_at:
@@ -639,7 +543,7 @@ class CircuitBreaker:
             return None
         expected = None if view.absent else view.record.epoch
         try:
-            won = yield _CompareAndSet(expected, new)
+            won = yield CompareAndSet(expected, new)
         except Exception as exc:
             self._store_failed(exc, "write")
             self._install(new, started, local=True)
@@ -655,7 +559,7 @@ class CircuitBreaker:
 
     def _make_view(
         self, record: Record, now: float, *, local: bool, absent: bool, extra: float = 0.0
-    ) -> _View:
+    ) -> View:
         """The view of ``record`` read at monotonic ``now``, fresh until it could change."""
         max_age = self.config.local_cache_max_age + extra
         state = record.state
@@ -670,11 +574,11 @@ class CircuitBreaker:
                 ttl = min(max_age, record.retry_at - wall)  # type: ignore[operator]
             elif record.probe_owner is not None and wall < record.probe_expires_at:  # type: ignore[operator]
                 ttl = min(ttl, record.probe_expires_at - wall)  # type: ignore[operator]
-        return _View(record, now, now + ttl, state is CircuitState.CLOSED, local, absent)
+        return View(record, now, now + ttl, state is CircuitState.CLOSED, local, absent)
 
     def _install(
         self, record: Record, started: float, *, local: bool = False, absent: bool = False
-    ) -> _View:
+    ) -> View:
         """Make ``record`` (read or written at monotonic ``started``) the view, unless newer."""
         now = self._mono()
         new = self._make_view(record, now, local=local, absent=absent)
@@ -692,7 +596,7 @@ class CircuitBreaker:
             self._view = new
         return new
 
-    def _keep_view_through_backoff(self) -> _View:
+    def _keep_view_through_backoff(self) -> View:
         now = self._mono()
         with self._lock:
             current = self._view
@@ -705,7 +609,7 @@ class CircuitBreaker:
             self._view = view
             return view
 
-    def _count_failure(self, view: _View, exc: Exception) -> bool:
+    def _count_failure(self, view: View, exc: Exception) -> bool:
         """Count a closed-path failure; True for the one call that crosses the threshold."""
         if not self.config.counts(exc):
             return False
@@ -724,7 +628,7 @@ class CircuitBreaker:
                 self._view = replace(current, fresh_until=current.read_at + FAILING_REFRESH)
             return False
 
-    def _closed_succeeded(self, _view: _View) -> None:
+    def _closed_succeeded(self, _view: View) -> None:
         with self._lock:
             self._failures = 0
 
@@ -764,95 +668,9 @@ class CircuitBreaker:
         except Exception:
             logger.exception("circuit %r: on_transition hook raised; ignored", self.name)
 
-    def _info(self, view: _View) -> CircuitInfo:
+    def _info(self, view: View) -> CircuitInfo:
         failures = self._failures if self._failures_epoch == view.record.epoch else 0
         return CircuitInfo.from_record(self.name, view.record, failures)
-
-
-class _Guard:
-    """``with breaker.guard():`` / ``async with breaker.guard():``."""
-
-    __slots__ = ("_breaker", "_ticket")
-
-    def __init__(self, breaker: CircuitBreaker) -> None:
-        self._breaker = breaker
-        self._ticket: _Ticket | _View | None = None  # a _View: admitted on the hot path
-
-    def _fast(self) -> bool:
-        breaker = self._breaker
-        if breaker._disabled:
-            return True
-        view = breaker._view
-        if view.closed and breaker._mono() < view.fresh_until:
-            self._ticket = view
-            return True
-        return False
-
-    def _enter(self, ticket: _Ticket) -> None:
-        if ticket.kind == _Kind.REJECT:
-            raise CircuitOpenError(self._breaker._info(ticket.view))
-        self._ticket = ticket.view if ticket.kind == _Kind.ADMIT else ticket
-
-    def __enter__(self) -> None:
-        if not self._fast():
-            self._enter(self._breaker._admit_sync())
-
-    async def __aenter__(self) -> None:
-        if not self._fast():
-            self._enter(await self._breaker._admit_async())
-
-    def __exit__(
-        self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        ticket, self._ticket = self._ticket, None
-        breaker = self._breaker
-        if isinstance(ticket, _View):
-            if isinstance(exc, Exception):
-                breaker._closed_failed(ticket, exc)
-            elif exc is None and breaker._failures:
-                breaker._closed_succeeded(ticket)
-        elif ticket is not None:
-            breaker._settle_sync(ticket, _outcome(breaker.config, exc))
-
-    async def __aexit__(
-        self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        ticket, self._ticket = self._ticket, None
-        breaker = self._breaker
-        if isinstance(ticket, _View):
-            if isinstance(exc, Exception):
-                await breaker._aclosed_failed(ticket, exc)
-            elif exc is None and breaker._failures:
-                breaker._closed_succeeded(ticket)
-        elif ticket is not None:
-            await breaker._settle_async(ticket, _outcome(breaker.config, exc))
-
-
-def _outcome(config: Config, exc: BaseException | None) -> str:
-    if exc is None:
-        return _SUCCESS
-    return _FAILURE if config.counts(exc) else _RELEASE
-
-
-def _resolve(flight: concurrent.futures.Future[None]) -> None:
-    try:
-        flight.set_result(None)
-    except concurrent.futures.InvalidStateError:  # cancelled by a waiter that gave up
-        pass
-
-
-def _wait_sync(flight: concurrent.futures.Future[None]) -> None:
-    try:
-        flight.result(timeout=COLD_READ_WAIT)
-    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
-        pass  # fail open with whatever view there is
-
-
-async def _wait_async(flight: concurrent.futures.Future[None]) -> None:
-    try:
-        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(flight)), COLD_READ_WAIT)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct types before Python 3.11
-        pass  # fail open with whatever view there is
 
 
 def circuit_breaker(

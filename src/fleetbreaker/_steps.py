@@ -1,0 +1,115 @@
+"""The store operations protocol steps yield, and the two drivers that run them.
+
+The breaker writes each protocol step once, as a generator that yields ``Load``,
+``CompareAndSet`` or ``Wait`` and receives the result (or has the store's exception thrown in).
+``drive`` runs the steps with the sync store methods, ``adrive`` with the async ones, so the
+sync and asyncio entry points share every decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+if TYPE_CHECKING:
+    from fleetbreaker._protocol import Record
+    from fleetbreaker.stores.base import Store
+
+__all__ = ["CompareAndSet", "Load", "Steps", "Wait", "adrive", "drive", "resolve"]
+
+R = TypeVar("R")
+
+COLD_READ_WAIT: Final = 2.0
+"""How long a cold call waits for another thread's first read before failing open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    consistent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CompareAndSet:
+    expected_epoch: int | None
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Wait (bounded) for another caller's read in flight."""
+
+    flight: concurrent.futures.Future[None]
+
+
+Op = Load | CompareAndSet | Wait
+Steps = Generator[Op, Any, R]
+
+
+def drive(store: Store, name: str, steps: Steps[R]) -> R:
+    """Run protocol steps with the sync store methods."""
+    try:
+        op = next(steps)
+        while True:
+            try:
+                if isinstance(op, Load):
+                    result: Any = store.load(name, consistent=op.consistent)
+                elif isinstance(op, CompareAndSet):
+                    result = store.compare_and_set(name, op.expected_epoch, op.record)
+                else:
+                    _wait_sync(op.flight)
+                    result = None
+            except Exception as exc:  # handed to the step, which decides
+                op = steps.throw(exc)
+            else:
+                op = steps.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        steps.close()  # a step interrupted by BaseException still runs its finally blocks
+
+
+async def adrive(store: Store, name: str, steps: Steps[R]) -> R:
+    """Run protocol steps with the async store methods (never blocking the event loop)."""
+    try:
+        op = next(steps)
+        while True:
+            try:
+                if isinstance(op, Load):
+                    result: Any = await store.aload(name, consistent=op.consistent)
+                elif isinstance(op, CompareAndSet):
+                    result = await store.acompare_and_set(name, op.expected_epoch, op.record)
+                else:
+                    await _wait_async(op.flight)
+                    result = None
+            except Exception as exc:
+                op = steps.throw(exc)
+            else:
+                op = steps.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        steps.close()
+
+
+def resolve(flight: concurrent.futures.Future[None]) -> None:
+    try:
+        flight.set_result(None)
+    except concurrent.futures.InvalidStateError:  # cancelled by a waiter that gave up
+        pass
+
+
+def _wait_sync(flight: concurrent.futures.Future[None]) -> None:
+    try:
+        flight.result(timeout=COLD_READ_WAIT)
+    except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+        pass  # fail open with whatever view there is
+
+
+async def _wait_async(flight: concurrent.futures.Future[None]) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(flight)), COLD_READ_WAIT)
+    except (TimeoutError, asyncio.TimeoutError):  # distinct types before Python 3.11
+        pass  # fail open with whatever view there is
