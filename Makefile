@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb install system-deps clean
+.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim install system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-redis: $(STAMP) system-deps
 
 bench-dynamodb: $(STAMP) system-deps
 	$(BIN)/python benchmarks/bench_dynamodb.py
+
+sim: $(STAMP)
+	$(BIN)/python benchmarks/sim_fleet.py
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
