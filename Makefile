@@ -6,15 +6,24 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim install system-deps clean
 
+CORE_STAMP := $(VENV)/.installed-core
+
+# Everything the tests, lint and benchmarks need.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,bench,testservers]'
-	touch $(STAMP)
+	touch $(STAMP) $(CORE_STAMP)
+
+# The library alone (no dependencies): all the demo needs.
+$(CORE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
+	touch $(CORE_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	$(BIN)/python -m fleetbreaker demo
 
 # Servers the store tests start themselves: redis-server (Debian), dynalite (npm).
