@@ -26,17 +26,15 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from local_server import DYNALITE_CLI, dynalite
 
 try:
     import boto3
@@ -56,8 +54,6 @@ except ImportError as exc:
         f"bench_dynamodb: {exc}; install the extras: .venv/bin/pip install -e '.[dynamodb,bench]'"
     )
 
-ROOT = Path(__file__).resolve().parent.parent
-DYNALITE_CLI = ROOT / "node_modules" / "dynalite" / "cli.js"
 TABLE = "CircuitBreakerState"
 REGION = "us-east-1"
 PROCESSES, THREADS = 4, 8
@@ -352,48 +348,12 @@ def run_fleet(library: str, endpoint: str, phases: Phases) -> Summary:
     return summarize(reports, plan)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def dynalite(cli: Path) -> Iterator[str]:
-    """Run dynalite (in memory) on a free local port; yield its endpoint; stop it by PID."""
-    node = shutil.which("node")
-    if node is None or not cli.is_file():
-        sys.exit(
-            f"bench_dynamodb: needs Node.js and dynalite ({cli} not found); install them with "
-            f"`make system-deps` (npm install --no-save dynalite@4.0.0 in {ROOT})."
-        )
-    port = _free_port()
-    command = [node, str(cli), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"bench_dynamodb: dynalite did not start ({process.returncode})")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
     parser.add_argument("--dynalite", type=Path, default=DYNALITE_CLI, help="dynalite's cli.js")
     args = parser.parse_args(argv)
-    with dynalite(args.dynalite) as endpoint:
+    with dynalite(args.dynalite, "bench_dynamodb") as endpoint:
         table_store = DynamoDBStore(table_name=TABLE, boto3_client=_client(endpoint))
         table_store.create_table()  # id (S) key, TTL on expiration: Powertools' layout too
         phases = QUICK if args.quick else FULL

@@ -22,22 +22,20 @@ import argparse
 import gc
 import os
 import platform
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 
 from fleetbreaker import CircuitBreaker, MemoryStore, SQLiteStore
+from local_server import DYNALITE_CLI, dynalite
 
 try:
     import boto3
@@ -55,8 +53,6 @@ except ImportError as exc:
         ".venv/bin/pip install -e '.[bench]'"
     )
 
-ROOT = Path(__file__).resolve().parent.parent
-DYNALITE_CLI = ROOT / "node_modules" / "dynalite" / "cli.js"
 DYNAMODB_TABLE = "CircuitBreakerState"
 THREADS = 8
 THREAD_NOISE = 0.05
@@ -191,61 +187,6 @@ def peer_subjects() -> list[Subject]:
         Subject("pybreaker", "pybreaker CircuitBreaker()", pybreaker_decorated),
         Subject("circuitbreaker", "circuitbreaker @circuit", circuitbreaker_decorated),
     ]
-
-
-def check_dynalite(cli: Path) -> str:
-    """The node binary that runs dynalite, or exit with how to install it."""
-    node = shutil.which("node")
-    if node is None or not cli.is_file():
-        missing = "node is not on PATH" if node is None else f"{cli} does not exist"
-        sys.exit(
-            "bench_overhead: aws-lambda-powertools' circuit breaker persists only to DynamoDB, "
-            "so this benchmark runs it against dynalite, a local DynamoDB-compatible server, "
-            f"and {missing}.\nInstall it with `make system-deps` (needs node and npm), or "
-            f"`npm install --no-save dynalite@4.0.0` in {ROOT}."
-        )
-    return node
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def dynalite(node: str, cli: Path) -> Iterator[str]:
-    """Run dynalite (in memory) on a free local port; yield its endpoint URL."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [node, str(cli), "--host", "127.0.0.1", "--port", str(port), "--createTableMs", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                sys.exit(f"bench_overhead: dynalite exited with {proc.returncode}: {err}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("bench_overhead: dynalite did not accept connections within 15 s")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def powertools_subjects(endpoint: str) -> list[Subject]:
@@ -492,11 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     # Measure the breakers, not their development bypass switches.
     os.environ.pop("FLEETBREAKER_DISABLED", None)
     os.environ.pop("POWERTOOLS_CIRCUIT_BREAKER_DISABLED", None)
-    node = check_dynalite(args.dynalite)
 
     started = time.perf_counter()
     with ExitStack() as stack:
-        endpoint = stack.enter_context(dynalite(node, args.dynalite))
+        endpoint = stack.enter_context(dynalite(args.dynalite, "bench_overhead"))
         subjects = [
             bare_subject(),
             *fleetbreaker_subjects(stack),

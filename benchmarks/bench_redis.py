@@ -21,7 +21,6 @@ import asyncio
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, Config
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.redis import RedisStore
 from fleetbreaker.testing import FakeClock
+from local_server import free_port, local_server
 
 CIRCUIT = "bench-backend"
 FAILURES = 5  # both libraries' default failure threshold
@@ -100,13 +100,6 @@ def counted_client(port: int) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -122,25 +115,12 @@ def redis_server() -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("bench_redis: redis-server is not installed; run `make system-deps`")
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="fleetbreaker-bench-") as directory:
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", directory, "--logfile", ""]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while not _answers_ping(port):
-                try:  # waits on the process, so a server that dies is reported at once
-                    code = proc.wait(timeout=0.01)
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() > deadline:
-                        sys.exit("bench_redis: redis-server did not answer PING within 10 s")
-                    continue
-                sys.exit(f"bench_redis: redis-server exited with {code}")
+        with local_server("bench_redis: redis-server", args, lambda: _answers_ping(port)):
             yield port
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 # --- subjects ------------------------------------------------------------------------------------
