@@ -148,8 +148,11 @@ def test_one_short_of_threshold_does_not_trip() -> None:
     assert breaker.state is CircuitState.CLOSED
 
 
-def test_overdue_probe_is_taken_over_and_its_late_outcome_changes_nothing() -> None:
-    """A probe outliving probe_timeout is replaced; its late success or failure is fenced."""
+def _two_processes_due_for_a_probe() -> tuple[
+    CountingStore, FakeClock, CircuitBreaker, CircuitBreaker
+]:
+    """Two breakers (as two processes) on a circuit that is open and due for its first probe,
+    with a 3 s probe_timeout; the first probe is reserved for ``slow``, which tripped it."""
     store, clock = CountingStore(), FakeClock()
     config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=2, probe_timeout=3)
     slow = CircuitBreaker("svc", store=store, config=config, clock=clock)
@@ -157,6 +160,12 @@ def test_overdue_probe_is_taken_over_and_its_late_outcome_changes_nothing() -> N
     with pytest.raises(Boom):
         slow.call(_raise_boom)
     clock.advance(10)
+    return store, clock, slow, other
+
+
+def test_overdue_probe_is_taken_over_and_its_late_outcome_changes_nothing() -> None:
+    """A probe outliving probe_timeout is replaced; its late success or failure is fenced."""
+    store, clock, slow, other = _two_processes_due_for_a_probe()
     entered, finish = threading.Event(), threading.Event()
     outcome: dict[str, object] = {}
 
@@ -191,13 +200,7 @@ def test_overdue_probe_is_taken_over_and_its_late_outcome_changes_nothing() -> N
 
 def test_late_success_of_a_taken_over_probe_changes_nothing() -> None:
     """A late success after takeover cannot count toward closing the newer episode."""
-    store, clock = CountingStore(), FakeClock()
-    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=2, probe_timeout=3)
-    slow = CircuitBreaker("svc", store=store, config=config, clock=clock)
-    other = CircuitBreaker("svc", store=store, config=config, clock=clock)
-    with pytest.raises(Boom):
-        slow.call(_raise_boom)
-    clock.advance(10)
+    store, clock, slow, other = _two_processes_due_for_a_probe()
     entered, finish = threading.Event(), threading.Event()
 
     def hanging_probe() -> str:
