@@ -412,20 +412,61 @@ def test_disabled_by_environment(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """FLEETBREAKER_DISABLED=true bypasses the breaker entirely and warns once."""
-    import fleetbreaker._breaker as impl
+    from fleetbreaker import _switch
 
     monkeypatch.setenv("FLEETBREAKER_DISABLED", "true")
-    monkeypatch.setattr(impl, "_disabled_warned", False)
+    monkeypatch.setattr(_switch._state, "warned", False)
     store = CountingStore()
     with caplog.at_level(logging.WARNING, logger="fleetbreaker"):
         breaker = make(store, config=Config(failure_threshold=1))
-        make(store)
-    fail(breaker, 5)
-    with breaker.guard():
-        pass
-    assert breaker(ok) is ok
+        other = make(store)
+        fail(breaker, 5)
+        fail(other, 5)
+        with breaker.guard():
+            pass
+        assert breaker(ok)() == "ok"
     assert store.counts == {}
     assert caplog.text.count("FLEETBREAKER_DISABLED") == 1
+
+
+def test_environment_reaches_breakers_that_already_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting FLEETBREAKER_DISABLED after a breaker is warm (or open) takes effect at once."""
+    monkeypatch.delenv("FLEETBREAKER_DISABLED", raising=False)
+    store = CountingStore()
+    warm, tripped = make(store), make(CountingStore(), config=Config(failure_threshold=1))
+    assert warm.call(ok) == "ok"
+    fail(tripped, 1)
+    assert tripped.state is CircuitState.OPEN
+    before = dict(store.counts)
+    monkeypatch.setenv("FLEETBREAKER_DISABLED", "1")
+    fail(warm, 10)  # would trip at 3
+    assert tripped.call(ok) == "ok"  # an open circuit lets calls through too
+    assert store.counts == before
+    monkeypatch.delenv("FLEETBREAKER_DISABLED")
+    with pytest.raises(CircuitOpenError):
+        tripped.call(ok)
+
+
+def test_testing_switch_is_immediate_scoped_and_nests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """breakers_disabled() bypasses existing breakers inside the block only, and nests."""
+    from fleetbreaker.testing import breakers_disabled
+
+    monkeypatch.delenv("FLEETBREAKER_DISABLED", raising=False)
+    store = CountingStore()
+    breaker = make(store, config=Config(failure_threshold=1))
+    assert breaker.call(ok) == "ok"
+    with breakers_disabled():
+        fail(breaker, 3)
+        assert breaker.state is CircuitState.CLOSED
+        with breakers_disabled(disabled=False):
+            fail(breaker, 1)
+            assert breaker.state is CircuitState.OPEN
+        assert breaker.call(ok) == "ok"
+    with pytest.raises(CircuitOpenError):
+        breaker.call(ok)
+    monkeypatch.setenv("FLEETBREAKER_DISABLED", "1")
+    with breakers_disabled(disabled=False), pytest.raises(CircuitOpenError):
+        breaker.call(ok)
 
 
 def test_guard_context_manager() -> None:
@@ -498,16 +539,17 @@ def test_local_trip_outlives_a_store_that_comes_back_closed() -> None:
 
 
 def test_first_probe_is_reserved_for_the_tripping_process() -> None:
-    """At retry_at only the process that tripped may probe; others after the reservation."""
+    """After the open period only the process that tripped may probe; others after the
+    reservation, both measured from when each first saw the trip."""
     store, clock = CountingStore(), FakeClock()
     a, b = make(store, clock), make(store, clock)
     b.call(ok)
     fail(a, 3)
     clock.advance(6)
     with pytest.raises(CircuitOpenError):
-        b.call(ok)  # b learns of the trip
+        b.call(ok)  # b learns of the trip, 6 s after it: its periods run from here
     writes = store.writes
-    clock.advance(4.5)  # past retry_at
+    clock.advance(10.5)  # past the open period for b
     for _ in range(2):
         with pytest.raises(CircuitOpenError):
             b.call(ok)  # reserved for a: b re-reads, but does not try to claim

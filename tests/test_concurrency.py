@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from fleetbreaker import CircuitBreaker, CircuitInfo, CircuitState, Config, MemoryStore, SQLiteStore
+from fleetbreaker import (
+    CircuitBreaker,
+    CircuitInfo,
+    CircuitOpenError,
+    CircuitState,
+    Config,
+    MemoryStore,
+    SQLiteStore,
+)
 from fleetbreaker.testing import FakeClock, RecordingHook
 from tests.helpers import CountingStore, ParkingStore
 
@@ -187,6 +195,8 @@ def test_overdue_probe_is_taken_over_and_its_late_outcome_changes_nothing() -> N
     assert first_claim is not None
     assert first_claim.state is CircuitState.HALF_OPEN
     assert first_claim.probe_owner is not None
+    with pytest.raises(CircuitOpenError):
+        other.call(lambda: "ok")  # other sees the claim: its probe_timeout runs from here
     clock.advance(3)  # the claim expires
     assert other.call(lambda: "ok") == "ok"  # takes over and succeeds (1 of 2)
     taken = store.inner.load("svc")
@@ -212,6 +222,8 @@ def test_late_success_of_a_taken_over_probe_changes_nothing() -> None:
     prober = threading.Thread(target=lambda: results.append(slow.call(hanging_probe)))
     prober.start()
     assert entered.wait(timeout=10)
+    with pytest.raises(CircuitOpenError):
+        other.call(lambda: "ok")  # other sees the claim: its probe_timeout runs from here
     clock.advance(3)
     entered_second, finish_second = threading.Event(), threading.Event()
 

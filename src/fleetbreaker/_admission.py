@@ -18,7 +18,8 @@ class View:
     """This process's cached copy of the record, and until when (monotonic) it routes calls.
 
     ``local`` marks a decision this process could not persist (store trouble): it protects the
-    downstream from this process until the record itself says otherwise.
+    downstream from this process until the record itself says otherwise. ``seen_at`` is when
+    this process first saw ``record`` (monotonic): the record's periods run from then.
     """
 
     record: Record
@@ -27,6 +28,7 @@ class View:
     closed: bool
     local: bool = False
     absent: bool = False
+    seen_at: float = float("-inf")
 
 
 COLD = View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)

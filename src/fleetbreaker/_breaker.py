@@ -19,6 +19,7 @@ local view alone (fail open for reads; a trip still protects the downstream from
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import functools
 import inspect
@@ -28,10 +29,12 @@ import secrets
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
+from fleetbreaker import _fleet_settings as fleet_settings
 from fleetbreaker import _protocol as protocol
+from fleetbreaker import _switch
 from fleetbreaker._admission import (
     COLD,
     FAILURE,
@@ -46,6 +49,7 @@ from fleetbreaker._clock import Clock, SystemClock
 from fleetbreaker._fork import reset_after_fork
 from fleetbreaker._guard import Guard
 from fleetbreaker._info import CircuitInfo, CircuitTransition
+from fleetbreaker._limits import sane_wall
 from fleetbreaker._protocol import ABSENT, CircuitState, Record, Route
 from fleetbreaker._steps import CompareAndSet, Load, Steps, Wait, adrive, drive, resolve
 from fleetbreaker.config import Config
@@ -71,21 +75,6 @@ BACKOFF_MAX: Final = 15.0
 """After a store error the store is left alone for a growing while (seconds): a dead store costs
 each process one timeout per backoff period, not one per call."""
 MAX_NAME_LENGTH: Final = 200
-
-_DISABLED_ENV = "FLEETBREAKER_DISABLED"
-_disabled_warned = False
-
-
-def _disabled_by_env() -> bool:
-    global _disabled_warned  # noqa: PLW0603 - warn once per process, by design
-    if os.environ.get(_DISABLED_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}:
-        return False
-    if not _disabled_warned:
-        _disabled_warned = True
-        logger.warning(
-            "%s is set: every circuit breaker is bypassed (for development only)", _DISABLED_ENV
-        )
-    return True
 
 
 def _check_name(name: object) -> str:
@@ -141,9 +130,8 @@ class CircuitBreaker:
         self.on_circuit_open = on_circuit_open
         self.on_transition = on_transition
         clock = SystemClock() if clock is None else clock
-        self._wall = clock.wall
+        self._clock_wall = clock.wall
         self._mono = clock.monotonic
-        self._disabled = _disabled_by_env()
 
         self._view = COLD
         self._failures = 0  # consecutive closed-path failures seen by this process ...
@@ -151,6 +139,9 @@ class CircuitBreaker:
         self._rtt = 0.0  # smoothed store round trip, seconds
         self._store_retry_at = float("-inf")  # monotonic: store left alone until then
         self._backoff = 0.0
+        self._unsettled: _Unsettled | None = None  # a probe outcome the store has not taken yet
+        self._background: set[asyncio.Future[None]] = set()  # work outliving a cancelled call
+        self._mismatch_logged: set[str] = set()
         self._init_process_state()
         reset_after_fork(self)
 
@@ -168,6 +159,8 @@ class CircuitBreaker:
         self._init_process_state()
         self._store_retry_at = float("-inf")
         self._backoff = 0.0
+        self._unsettled = None
+        self._background = set()
 
     def __repr__(self) -> str:
         state = self._view.record.state.value
@@ -198,16 +191,12 @@ class CircuitBreaker:
         """Decorate a function or coroutine function so every call goes through the breaker."""
         if not callable(fn):
             raise ConfigError(f"the breaker decorates callables, got {fn!r}")
-        if self._disabled:
-            return fn
         wrapper = self._wrap_async(fn) if inspect.iscoroutinefunction(fn) else self._wrap_sync(fn)
         wrapper.breaker = self  # type: ignore[union-attr]
         return wrapper
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
-        if self._disabled:
-            return fn(*args, **kwargs)
         view = self._view
         if view.closed and self._mono() < view.fresh_until:
             try:
@@ -222,8 +211,6 @@ class CircuitBreaker:
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
-        if self._disabled:
-            return await fn(*args, **kwargs)
         view = self._view
         if view.closed and self._mono() < view.fresh_until:
             try:
@@ -298,6 +285,8 @@ class CircuitBreaker:
         return result
 
     def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        if _switch.bypassed():
+            return fn(*args, **kwargs)
         ticket = self._admit_sync()
         if ticket.kind == Kind.ADMIT:
             return self._call_closed(ticket.view, fn, args, kwargs)
@@ -312,6 +301,8 @@ class CircuitBreaker:
         return result
 
     async def _acall_slow(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
+        if _switch.bypassed():
+            return await fn(*args, **kwargs)
         ticket = await self._admit_async()
         if ticket.kind == Kind.REJECT:
             result = self._short_circuit(ticket.view, args, kwargs)
@@ -342,7 +333,7 @@ class CircuitBreaker:
         view = self._view
         if self._mono() >= view.fresh_until:
             return None
-        where = protocol.route(view.record, self._wall(), self._owner)
+        where = self._route(view)
         if where is Route.CLAIM:
             return None
         return Ticket(Kind.ADMIT if where is Route.ADMIT else Kind.REJECT, view)
@@ -361,11 +352,34 @@ class CircuitBreaker:
         ticket = self._admit_cached()
         if ticket is not None:
             return ticket
+        # The steps may write a probe claim, and a claim whose write is in flight when the
+        # caller is cancelled (a client gone, a wait_for deadline) may land all the same. So
+        # the steps run on as a task of their own, and a claim won for a caller that is gone
+        # is released at once instead of holding the fleet's slot for a whole probe_timeout.
+        admission = asyncio.ensure_future(self._admit_steps_async())
+        try:
+            return await asyncio.shield(admission)
+        except asyncio.CancelledError:
+            self._in_background(self._release_if_probe(admission))
+            raise
+
+    async def _admit_steps_async(self) -> Ticket:
         try:
             return await self._adrive(self._admit())
         except Exception:
             logger.exception("circuit %r: admission failed; letting the call through", self.name)
             return Ticket(Kind.ADMIT, self._view)
+
+    async def _release_if_probe(self, admission: asyncio.Future[Ticket]) -> None:
+        ticket = await admission
+        if ticket.kind == Kind.PROBE:
+            await self._settle_steps_async(ticket, RELEASE)
+
+    def _in_background(self, work: Awaitable[None]) -> asyncio.Future[None]:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _settle_sync(self, ticket: Ticket, outcome: str) -> None:
         try:
@@ -374,6 +388,11 @@ class CircuitBreaker:
             logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
 
     async def _settle_async(self, ticket: Ticket, outcome: str) -> None:
+        # Shielded: a caller cancelled while its probe's outcome is being written must not
+        # abandon the write half-way (the claim would hold the slot until it expires).
+        await asyncio.shield(self._in_background(self._settle_steps_async(ticket, outcome)))
+
+    async def _settle_steps_async(self, ticket: Ticket, outcome: str) -> None:
         try:
             await self._adrive(self._settle(ticket, outcome))
         except Exception:
@@ -381,14 +400,14 @@ class CircuitBreaker:
 
     def _closed_failed(self, view: View, exc: Exception) -> None:
         try:
-            if self._count_failure(view, exc):
+            if not _switch.bypassed() and self._count_failure(view, exc):
                 self._drive(self._trip(view))
         except Exception:
             logger.exception("circuit %r: recording a failure failed", self.name)
 
     async def _aclosed_failed(self, view: View, exc: Exception) -> None:
         try:
-            if self._count_failure(view, exc):
+            if not _switch.bypassed() and self._count_failure(view, exc):
                 await self._adrive(self._trip(view))
         except Exception:
             logger.exception("circuit %r: recording a failure failed", self.name)
@@ -405,7 +424,7 @@ class CircuitBreaker:
         view = self._view
         if self._mono() >= view.fresh_until:
             view = yield from self._refresh(view)
-        where = protocol.route(view.record, self._wall(), self._owner)
+        where = self._route(view)
         if where is Route.ADMIT:
             return Ticket(Kind.ADMIT, view)
         if where is Route.REJECT:
@@ -440,6 +459,13 @@ class CircuitBreaker:
         loaded = yield from self._load(consistent=consistent)
         if loaded is None:
             return self._keep_view_through_backoff()
+        unsettled = self._take_unsettled(loaded.record)
+        if unsettled is not None:
+            # Our own claim, still in the store: write the probe's outcome now, instead of
+            # refusing every call until the claim expires.
+            yield from self._settle_claim(unsettled.claim, unsettled.outcome, local=False)
+            return self._view
+        self._check_fleet_settings(loaded.record)
         return self._install(loaded.record, started, absent=loaded.absent)
 
     def _load(self, *, consistent: bool) -> Steps[View | None]:
@@ -464,22 +490,26 @@ class CircuitBreaker:
         try:
             if self._view.read_at > view.read_at:  # another thread of ours just claimed or read
                 view = self._view
-                if protocol.route(view.record, self._wall(), self._owner) is not Route.CLAIM:
+                if self._route(view) is not Route.CLAIM:
                     return Ticket(Kind.ADMIT if view.closed else Kind.REJECT, view)
             if self._mono() - view.read_at > self._reread_age():
                 # Re-read before writing: reads are cheaper than conditional writes, and most
                 # of a fleet's would-be claimers learn here that someone else already won.
                 view = yield from self._read(consistent=True)
             new = protocol.claim(
-                view.record, now=self._wall(), owner=self._owner, config=self.config
+                view.record,
+                now=self._now(),
+                elapsed=self._mono() - view.seen_at,
+                owner=self._owner,
+                config=self.config,
             )
             if new is None:
-                routed = protocol.route(view.record, self._wall(), self._owner)
+                routed = self._route(view)
                 return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
             won = yield from self._write(view, new)
             if won is False:
                 view = yield from self._read(consistent=True)
-                routed = protocol.route(view.record, self._wall(), self._owner)
+                routed = self._route(view)
                 return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
             return Ticket(Kind.PROBE, self._view, new, os.getpid())
         finally:
@@ -490,7 +520,7 @@ class CircuitBreaker:
         """Open the circuit (this thread saw the failure count cross the threshold)."""
         new = protocol.trip(
             view.record,
-            now=self._wall(),
+            now=self._now(),
             failures=self.config.failure_threshold,
             config=self.config,
             owner=self._owner,
@@ -519,18 +549,24 @@ class CircuitBreaker:
         """Record a probe's outcome, fenced by its claim token."""
         if ticket.pid != os.getpid() or ticket.record is None:
             return  # a forked child inherited the frame of its parent's probe: not its claim
-        decide = {
-            SUCCESS: protocol.probe_succeeded,
-            FAILURE: protocol.probe_failed,
-            RELEASE: protocol.probe_released,
-        }[outcome]
-        claim = ticket.record
-        new = decide(claim, token=claim.epoch, now=self._wall(), config=self.config)
+        yield from self._settle_claim(ticket.record, outcome, local=ticket.view.local)
+
+    def _settle_claim(self, claim: Record, outcome: str, *, local: bool) -> Steps[None]:
+        decide = _DECIDE[outcome]
+        new = decide(claim, token=claim.epoch, now=self._now(), config=self.config)
         if new is None:
             return
-        view = View(claim, self._mono(), 0.0, closed=False, local=ticket.view.local)
+        view = View(claim, self._mono(), 0.0, closed=False, local=local)
         won = yield from self._write(view, new)
-        if won is False:
+        if won is None:
+            # The store did not take it: the outcome stands locally, and is written at the
+            # first read (after the backoff) that still finds our claim in the store.
+            with self._lock:
+                self._unsettled = _Unsettled(claim, outcome)
+                current = self._view
+                if current.fresh_until > self._store_retry_at:
+                    self._view = replace(current, fresh_until=self._store_retry_at)
+        elif won is False:
             # Fenced: our claim expired and was taken over. The newer episode stands.
             logger.info("circuit %r: a late probe %s was fenced off", self.name, outcome)
             yield from self._read(consistent=True)
@@ -557,42 +593,75 @@ class CircuitBreaker:
 
     # --- local state -----------------------------------------------------------------------
 
+    def _now(self) -> float:
+        """Wall-clock seconds for the times a record stores (display only, never timing)."""
+        return sane_wall(self._clock_wall())
+
+    def _route(self, view: View) -> Route:
+        return protocol.route(
+            view.record,
+            elapsed=self._mono() - view.seen_at,
+            config=self.config,
+            owner=self._owner,
+        )
+
     def _make_view(
-        self, record: Record, now: float, *, local: bool, absent: bool, extra: float = 0.0
+        self,
+        record: Record,
+        now: float,
+        *,
+        local: bool,
+        absent: bool,
+        seen_at: float,
+        extra: float = 0.0,
     ) -> View:
         """The view of ``record`` read at monotonic ``now``, fresh until it could change."""
-        max_age = self.config.local_cache_max_age + extra
+        config = self.config
+        max_age = config.local_cache_max_age + extra
         state = record.state
         if state is CircuitState.CLOSED:
             ttl = max_age
         else:
-            wall = self._wall()
+            elapsed = now - seen_at
             ttl = min(max_age, HALF_OPEN_REFRESH + extra)
-            # Past retry_at an open view is re-read like a half-open one, even while the probe
-            # is reserved for another process: the fleet must learn of the close quickly.
-            if state is CircuitState.OPEN and wall < record.retry_at:  # type: ignore[operator]
-                ttl = min(max_age, record.retry_at - wall)  # type: ignore[operator]
-            elif record.probe_owner is not None and wall < record.probe_expires_at:  # type: ignore[operator]
-                ttl = min(ttl, record.probe_expires_at - wall)  # type: ignore[operator]
-        return View(record, now, now + ttl, state is CircuitState.CLOSED, local, absent)
+            # Past its open period an open view is re-read like a half-open one, even while
+            # the probe is reserved for another process: the fleet must learn of a close soon.
+            if state is CircuitState.OPEN:
+                remaining = protocol.open_period(record, config) - elapsed
+                if remaining > 0:
+                    ttl = min(max_age, remaining)
+            elif record.probe_owner is not None:
+                remaining = protocol.claim_period(record, config) - elapsed
+                if remaining > 0:
+                    ttl = min(ttl, remaining)
+        closed = state is CircuitState.CLOSED
+        return View(record, now, now + ttl, closed, local, absent, seen_at)
 
     def _install(
         self, record: Record, started: float, *, local: bool = False, absent: bool = False
     ) -> View:
-        """Make ``record`` (read or written at monotonic ``started``) the view, unless newer."""
+        """Make ``record`` (read or written at monotonic ``started``) the view, unless newer.
+
+        The view remembers when this process first saw the record: every period of the
+        record is measured from then, on this process's monotonic clock.
+        """
         now = self._mono()
-        new = self._make_view(record, now, local=local, absent=absent)
         with self._lock:
             current = self._view
+            seen_at = current.seen_at if current.record == record else now
+            new = self._make_view(record, now, local=local, absent=absent, seen_at=seen_at)
             if record.epoch < current.record.epoch:
                 if current.read_at > started:
                     return current  # a newer read or write landed while this one was running
-                if (
-                    current.local
-                    and protocol.route(current.record, self._wall(), self._owner) is Route.REJECT
-                ):
+                if current.local and self._route(current) is Route.REJECT:
                     # Our unpersisted trip still protects the downstream until its retry time.
-                    new = self._make_view(current.record, now, local=True, absent=current.absent)
+                    new = self._make_view(
+                        current.record,
+                        now,
+                        local=True,
+                        absent=current.absent,
+                        seen_at=current.seen_at,
+                    )
             self._view = new
         return new
 
@@ -602,12 +671,43 @@ class CircuitBreaker:
             current = self._view
             extra = max(0.0, self._store_retry_at - now)
             view = self._make_view(
-                current.record, now, local=current.local, absent=current.absent, extra=extra
+                current.record,
+                now,
+                local=current.local,
+                absent=current.absent,
+                seen_at=current.seen_at,
+                extra=extra,
             )
             if current.record.state is not CircuitState.CLOSED:
                 view = replace(view, fresh_until=min(view.fresh_until, self._store_retry_at))
             self._view = view
             return view
+
+    def _take_unsettled(self, record: Record) -> _Unsettled | None:
+        """The probe outcome still to be written, if ``record`` is still our claim."""
+        with self._lock:
+            unsettled, self._unsettled = self._unsettled, None
+        if unsettled is None:
+            return None
+        claim = unsettled.claim
+        if record.epoch != claim.epoch or record.probe_owner != claim.probe_owner:
+            return None  # the fleet moved on (the claim expired and was taken over)
+        return unsettled
+
+    def _check_fleet_settings(self, record: Record) -> None:
+        """Log once per setting when the fleet writes this circuit with other settings."""
+        for setting, theirs, ours in fleet_settings.differences(record, self.config):
+            if setting in self._mismatch_logged:
+                continue
+            self._mismatch_logged.add(setting)
+            logger.warning(
+                "circuit %r: another process runs this circuit with %s=%g, this one with %g; "
+                "each process waits the shorter of the two (configure every process alike)",
+                self.name,
+                setting,
+                theirs,
+                ours,
+            )
 
     def _count_failure(self, view: View, exc: Exception) -> bool:
         """Count a closed-path failure; True for the one call that crosses the threshold."""
@@ -670,7 +770,28 @@ class CircuitBreaker:
 
     def _info(self, view: View) -> CircuitInfo:
         failures = self._failures if self._failures_epoch == view.record.epoch else 0
-        return CircuitInfo.from_record(self.name, view.record, failures)
+        record = view.record
+        if record.state is CircuitState.OPEN:
+            # Shown as the writer's clock has it, but never past the period this process waits.
+            retry_at = record.updated_at + protocol.open_period(record, self.config)
+            if retry_at != record.retry_at:
+                record = replace(record, retry_at=retry_at)
+        return CircuitInfo.from_record(self.name, record, failures)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsettled:
+    """A probe outcome decided locally that the store has not taken yet."""
+
+    claim: Record
+    outcome: str
+
+
+_DECIDE: Final = {
+    SUCCESS: protocol.probe_succeeded,
+    FAILURE: protocol.probe_failed,
+    RELEASE: protocol.probe_released,
+}
 
 
 def circuit_breaker(

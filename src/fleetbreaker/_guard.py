@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fleetbreaker import _switch
 from fleetbreaker._admission import Kind, Ticket, View, outcome
 from fleetbreaker.errors import CircuitOpenError
 
@@ -26,13 +27,11 @@ class Guard:
 
     def _fast(self) -> bool:
         breaker = self._breaker
-        if breaker._disabled:
-            return True
         view = breaker._view
         if view.closed and breaker._mono() < view.fresh_until:
             self._ticket = view
             return True
-        return False
+        return _switch.bypassed()  # let through untouched: no ticket, nothing recorded
 
     def _enter(self, ticket: Ticket) -> None:
         if ticket.kind == Kind.REJECT:

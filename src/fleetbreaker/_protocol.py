@@ -1,10 +1,18 @@
 """The pure circuit protocol: the shared record and its transitions.
 
-No I/O, no locks, no clock: every function takes the record it acts on and ``now`` (wall-clock
-seconds, shared by the fleet) and returns the record to write, or ``None`` when the transition
-does not apply to that record. The breaker reads a record, decides here, and writes the result
-with ``Store.compare_and_set(name, expected_epoch=record.epoch, new)``; because every write bumps
-the epoch, a decision taken on an outdated record can never be written.
+No I/O, no locks, no clock: every function takes the record it acts on and the times it needs,
+and returns the record to write, or ``None`` when the transition does not apply to that record.
+The breaker reads a record, decides here, and writes the result with
+``Store.compare_and_set(name, expected_epoch=record.epoch, new)``; because every write bumps the
+epoch, a decision taken on an outdated record can never be written.
+
+**Time.** Hosts' clocks disagree, by seconds or by years on a broken host, so no wall-clock time
+written by one process is ever compared with another process's clock. A record stores the wall
+time of its write (``updated_at``) and deadlines written as ``updated_at + period``, all on the
+writer's clock: they are for display, and their *differences* (``retry_at - updated_at``, ...)
+are periods in which any skew cancels. A reader measures each period on its own monotonic
+clock from when it first saw the record (``elapsed``), and bounds it by its own configuration,
+so a record from a broken clock can neither pin a circuit open nor rush a probe.
 """
 
 from __future__ import annotations
@@ -22,9 +30,12 @@ __all__ = [
     "Record",
     "Route",
     "claim",
+    "claim_period",
+    "open_period",
     "probe_failed",
     "probe_released",
     "probe_succeeded",
+    "reservation_period",
     "route",
     "trip",
 ]
@@ -159,27 +170,56 @@ ABSENT = Record(state=CircuitState.CLOSED, epoch=0)
 """How a circuit with no stored record reads: closed, never written."""
 
 
-def route(record: Record, now: float, owner: str | None = None) -> Route:
-    """What the process ``owner`` may do with ``record`` at ``now``."""
+def open_period(record: Record, config: Config) -> float:
+    """Seconds an open record stays open, from when its reader first saw it."""
+    return _period(record.retry_at, record.updated_at, config.recovery_timeout)
+
+
+def claim_period(record: Record, config: Config) -> float:
+    """Seconds a probe claim holds the slot, from when its reader first saw it."""
+    return _period(record.probe_expires_at, record.updated_at, config.effective_probe_timeout)
+
+
+def reservation_period(record: Record, config: Config) -> float:
+    """Seconds a free probe slot stays reserved for ``reserved_for``, from first sight."""
+    cap = CLAIM_RESERVATION
+    if record.state is CircuitState.OPEN:
+        cap += config.recovery_timeout
+    return _period(record.reserved_until, record.updated_at, cap)
+
+
+def _period(deadline: float | None, written_at: float, cap: float) -> float:
+    # Both times come from one writer's clock, so its offset cancels; the cap keeps a record
+    # written by a broken clock (or a foreign writer) from holding a deadline beyond the
+    # configured period.
+    if deadline is None:
+        return 0.0
+    return min(max(deadline - written_at, 0.0), cap)
+
+
+def route(record: Record, *, elapsed: float, config: Config, owner: str | None = None) -> Route:
+    """What the process ``owner`` may do with ``record``, first seen ``elapsed`` seconds ago."""
     if record.state is CircuitState.CLOSED:
         return Route.ADMIT
     if record.state is CircuitState.OPEN:
-        if now < record.retry_at:  # type: ignore[operator]
+        if elapsed < open_period(record, config):
             return Route.REJECT
     elif record.probe_owner is not None:
         # A held claim refuses everyone until it expires; then anyone may take over.
-        return Route.REJECT if now < record.probe_expires_at else Route.CLAIM  # type: ignore[operator]
-    if reserved_for_another(record, now, owner):
+        return Route.REJECT if elapsed < claim_period(record, config) else Route.CLAIM
+    if reserved_for_another(record, elapsed=elapsed, config=config, owner=owner):
         return Route.REJECT
     return Route.CLAIM
 
 
-def reserved_for_another(record: Record, now: float, owner: str | None) -> bool:
+def reserved_for_another(
+    record: Record, *, elapsed: float, config: Config, owner: str | None
+) -> bool:
     """Whether a free probe slot is still reserved for a process other than ``owner``."""
     return (
         record.reserved_for is not None
         and record.reserved_for != owner
-        and now < record.reserved_until  # type: ignore[operator]
+        and elapsed < reservation_period(record, config)
     )
 
 
@@ -203,13 +243,16 @@ def trip(
     )
 
 
-def claim(record: Record, *, now: float, owner: str, config: Config) -> Record | None:
+def claim(
+    record: Record, *, now: float, elapsed: float, owner: str, config: Config
+) -> Record | None:
     """Take the single probe slot: -> HALF_OPEN(e+1) owned by ``owner``; ``None`` if not free.
 
-    Successes of the episode survive a takeover of an expired claim; a claim on an OPEN record
-    starts a new half-open episode.
+    ``elapsed`` is how long ago the claimer first saw ``record`` (see :func:`route`). Successes
+    of the episode survive a takeover of an expired claim; a claim on an OPEN record starts a
+    new half-open episode.
     """
-    if route(record, now, owner) is not Route.CLAIM:
+    if route(record, elapsed=elapsed, config=config, owner=owner) is not Route.CLAIM:
         return None
     return replace(
         record,

@@ -13,6 +13,8 @@ from fleetbreaker import CircuitBreaker, CircuitInfo, CircuitState, CircuitTrans
 
 # Indexes into the shared counters array.
 IN_FLIGHT, MAX_IN_FLIGHT, PROBES, REFUSALS, TRIPS, CLAIMS, CLOSES, REOPENS = range(8)
+# Indexes into the shared times array: the fake clock's offset at each transition.
+TRIPPED_AT, FIRST_CLAIM_AT = range(2)
 TRANSITION_SLOTS = {
     ("closed", "open"): TRIPS,
     ("open", "half_open"): CLAIMS,
@@ -23,17 +25,27 @@ REFUSED = "refused"
 
 
 class SharedClock:
-    """A fake clock every process of the fleet reads; only the test's parent moves it."""
+    """A fake clock every process of the fleet reads; only the test's parent moves it.
 
-    def __init__(self, offset: Synchronized[float]) -> None:
+    ``skew`` sets this process's wall clock off the fleet's (as a host's clock can be), and
+    ``mono_base`` its monotonic clock's origin (which no two processes share).
+    """
+
+    def __init__(
+        self, offset: Synchronized[float], *, skew: float = 0.0, mono_base: float = 1000.0
+    ) -> None:
         self.offset = offset
-        self.start = time.time()
+        self.start = time.time() + skew
+        self.mono_base = mono_base
 
     def wall(self) -> float:
         return self.start + self.offset.value
 
     def monotonic(self) -> float:
-        return 1000.0 + self.offset.value
+        return self.mono_base + self.offset.value
+
+    def skewed(self, skew: float, mono_base: float) -> SharedClock:
+        return SharedClock(self.offset, skew=skew, mono_base=mono_base)
 
 
 @dataclass
@@ -44,6 +56,9 @@ class Fleet:
     barrier: Any  # multiprocessing Barrier
     done: Any  # multiprocessing Event
     threads: int
+    times: SynchronizedArray[float] | None = None
+    skews: tuple[float, ...] = ()
+    probe_timeout: float = 1000
 
 
 def bump(counters: SynchronizedArray[int], slot: int, by: int = 1) -> int:
@@ -52,15 +67,19 @@ def bump(counters: SynchronizedArray[int], slot: int, by: int = 1) -> int:
         return counters[slot]
 
 
-def run_worker(fleet: Fleet) -> None:
+def run_worker(fleet: Fleet, index: int = 0) -> None:
     """Phase 1: fail until refused. Phase 2: call a healed downstream until told to stop."""
     store = fleet.factory()
     counters = fleet.counters
+    clock = fleet.clock
+    if fleet.skews:
+        clock = clock.skewed(fleet.skews[index % len(fleet.skews)], mono_base=1000.0 * index)
 
     def on_transition(t: CircuitTransition) -> None:
         slot = TRANSITION_SLOTS.get((t.from_state.value, t.to_state.value))
-        if slot is not None:
-            bump(counters, slot)
+        first = slot is not None and bump(counters, slot) == 1
+        if first and fleet.times is not None and slot in (TRIPS, CLAIMS):
+            fleet.times[TRIPPED_AT if slot == TRIPS else FIRST_CLAIM_AT] = clock.offset.value
 
     def refuse(*_a: object, circuit: CircuitInfo) -> str:
         bump(counters, REFUSALS)
@@ -70,9 +89,12 @@ def run_worker(fleet: Fleet) -> None:
         "fleet",
         store=store,
         config=Config(
-            failure_threshold=5, recovery_timeout=10, success_threshold=3, probe_timeout=1000
+            failure_threshold=5,
+            recovery_timeout=10,
+            success_threshold=3,
+            probe_timeout=fleet.probe_timeout,
         ),
-        clock=fleet.clock,
+        clock=clock,
         on_transition=on_transition,
         on_circuit_open=refuse,
     )

@@ -12,6 +12,9 @@ from fleetbreaker import CircuitState
 from tests.stores import fleet_worker as fw
 from tests.stores.conftest import Harness
 
+YEAR = 365 * 24 * 3600.0
+SKEWS = (30.0, -30.0, 300.0, -300.0, 10 * YEAR, -10 * YEAR)
+
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(("processes", "threads"), [(4, 8)], ids=["4x8"])
@@ -19,6 +22,28 @@ def test_fleet_trips_once_probes_one_at_a_time_and_closes(
     fleet_harness: Harness, processes: int, threads: int
 ) -> None:
     """Processes x threads on one circuit: exactly one of each transition, one probe in flight."""
+    run_fleet(fleet_harness, processes, threads)
+
+
+@pytest.mark.timeout(180)
+def test_fleet_with_skewed_clocks_keeps_every_period(fleet_harness: Harness) -> None:
+    """Six processes whose wall clocks are off by +-30 s, +-5 min and +-10 years: one probe in
+    flight (none taken over while live), the first probe no sooner than recovery_timeout
+    after the trip and no later than that plus a cache period and the reservation."""
+    times = run_fleet(fleet_harness, len(SKEWS), 2, skews=SKEWS, probe_timeout=20)
+    waited = times[fw.FIRST_CLAIM_AT] - times[fw.TRIPPED_AT]
+    assert 10 <= waited <= 10 + 5 + 1 + 0.5, times
+
+
+def run_fleet(
+    fleet_harness: Harness,
+    processes: int,
+    threads: int,
+    *,
+    skews: tuple[float, ...] = (),
+    probe_timeout: float = 1000,
+) -> list[float]:
+    """Run the fleet through one outage and recovery; check every transition happened once."""
     assert fleet_harness.factory is not None
     ctx = multiprocessing.get_context("spawn")
     offset = ctx.Value("d", 0.0)
@@ -29,8 +54,11 @@ def test_fleet_trips_once_probes_one_at_a_time_and_closes(
         barrier=ctx.Barrier(processes * threads + 1),
         done=ctx.Event(),
         threads=threads,
+        times=ctx.Array("d", 2),
+        skews=skews,
+        probe_timeout=probe_timeout,
     )
-    workers = [ctx.Process(target=fw.run_worker, args=(fleet,)) for _ in range(processes)]
+    workers = [ctx.Process(target=fw.run_worker, args=(fleet, i)) for i in range(processes)]
     for p in workers:
         p.start()
     try:
@@ -66,3 +94,5 @@ def test_fleet_trips_once_probes_one_at_a_time_and_closes(
     assert counters[fw.REOPENS] == 0, counters
     assert counters[fw.MAX_IN_FLIGHT] == 1, counters
     assert counters[fw.PROBES] == 3, counters
+    assert fleet.times is not None
+    return [fleet.times[i] for i in range(2)]
