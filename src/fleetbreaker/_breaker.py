@@ -773,9 +773,9 @@ class CircuitBreaker:
         record = view.record
         if record.state is CircuitState.OPEN:
             # Shown as the writer's clock has it, but never past the period this process waits.
-            retry_at = record.updated_at + protocol.open_period(record, self.config)
-            if retry_at != record.retry_at:
-                record = replace(record, retry_at=retry_at)
+            period = protocol.open_period(record, self.config)
+            if record.retry_at - record.updated_at > period:  # type: ignore[operator]
+                record = replace(record, retry_at=record.updated_at + period)
         return CircuitInfo.from_record(self.name, record, failures)
 
 
