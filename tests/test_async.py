@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
@@ -13,6 +14,7 @@ from fleetbreaker import (
     CircuitInfo,
     CircuitOpenError,
     CircuitState,
+    CircuitTransition,
     Config,
     MemoryStore,
 )
@@ -232,3 +234,115 @@ def test_async_and_threads_share_one_breaker() -> None:
 async def _fail_async(breaker: CircuitBreaker) -> None:
     with pytest.raises(Boom):
         await breaker.acall(boom)
+
+
+class AsyncRecordingHook:
+    """An async def on_transition hook that records what it was awaited with."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+        self.done = threading.Event()
+
+    async def __call__(self, transition: CircuitTransition) -> None:
+        await asyncio.sleep(0)  # a real suspension: the hook is awaited, not just called
+        self.pairs.append((transition.from_state.value, transition.to_state.value))
+        self.done.set()
+
+
+def test_async_transition_hook_is_awaited_on_the_async_path() -> None:
+    """An async def on_transition is awaited in the caller's task before the call returns."""
+    hook = AsyncRecordingHook()
+    clock = FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
+    breaker = CircuitBreaker("svc", config=config, clock=clock, on_transition=hook)
+
+    async def scenario() -> None:
+        with pytest.raises(Boom):
+            await breaker.acall(boom)
+        assert hook.pairs == [("closed", "open")]
+        clock.advance(10)
+        assert await breaker.acall(ok) == "ok"
+        assert hook.pairs[1:] == [("open", "half_open"), ("half_open", "closed")]
+
+    run(scenario())
+
+
+def test_async_transition_hook_runs_on_the_sync_path() -> None:
+    """With no event loop running, a sync call runs an async hook to completion inline."""
+    hook = AsyncRecordingHook()
+    breaker = CircuitBreaker(
+        "svc", config=Config(failure_threshold=1), clock=FakeClock(), on_transition=hook
+    )
+
+    def sync_boom() -> None:
+        raise Boom
+
+    with pytest.raises(Boom):
+        breaker.call(sync_boom)
+    assert hook.pairs == [("closed", "open")]
+
+
+def test_async_transition_hook_from_a_sync_call_inside_a_running_loop() -> None:
+    """A sync call made inside a running loop schedules the async hook as a task of it."""
+    hook = AsyncRecordingHook()
+    breaker = CircuitBreaker(
+        "svc", config=Config(failure_threshold=1), clock=FakeClock(), on_transition=hook
+    )
+
+    def sync_boom() -> None:
+        raise Boom
+
+    async def scenario() -> None:
+        with pytest.raises(Boom):
+            breaker.call(sync_boom)
+        assert len(breaker._transition_hook._tasks) == 1  # held until done
+        assert await asyncio.to_thread(hook.done.wait, 10)
+        for _ in range(3):  # let the done callback run
+            await asyncio.sleep(0)
+        assert breaker._transition_hook._tasks == set()
+
+    run(scenario())
+    assert hook.pairs == [("closed", "open")]
+
+
+@pytest.mark.parametrize("path", ["async", "sync"], ids=["async-path", "sync-path"])
+def test_async_transition_hook_exceptions_are_logged(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An async hook that raises is logged; the call that triggered it is unaffected."""
+
+    async def broken(_t: CircuitTransition) -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("metrics down")
+
+    breaker = CircuitBreaker(
+        "svc", config=Config(failure_threshold=1), clock=FakeClock(), on_transition=broken
+    )
+
+    def sync_boom() -> None:
+        raise Boom
+
+    call = (
+        (lambda: run(breaker.acall(boom))) if path == "async" else (lambda: breaker.call(sync_boom))
+    )
+    with caplog.at_level(logging.ERROR, logger="fleetbreaker"), pytest.raises(Boom):
+        call()
+    assert breaker.state is CircuitState.OPEN
+    assert "on_transition hook raised" in caplog.text
+    assert "metrics down" in caplog.text
+
+
+def test_async_transition_hook_via_async_guard() -> None:
+    """async with breaker.guard() awaits an async hook too."""
+    hook = AsyncRecordingHook()
+    breaker = CircuitBreaker(
+        "svc", config=Config(failure_threshold=1), clock=FakeClock(), on_transition=hook
+    )
+
+    async def scenario() -> None:
+        with pytest.raises(Boom):
+            async with breaker.guard():
+                raise Boom
+        assert hook.pairs == [("closed", "open")]
+
+    run(scenario())

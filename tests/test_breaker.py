@@ -281,10 +281,14 @@ def test_failing_process_checks_the_fleet_sooner() -> None:
         b.call(ok)
 
 
-def test_half_open_views_are_refreshed_every_quarter_second() -> None:
-    """A process watching a half-open circuit learns of the close within 0.25 s."""
+@pytest.mark.parametrize("refresh", [0.25, 2.0], ids=["default", "slower"])
+def test_half_open_views_are_refreshed_every_half_open_refresh(refresh: float) -> None:
+    """A process watching a half-open circuit learns of the close within half_open_refresh."""
     store, clock = MemoryStore(), FakeClock()
-    a, b = make(store, clock), make(store, clock)
+    config = Config(
+        failure_threshold=3, recovery_timeout=10, success_threshold=2, half_open_refresh=refresh
+    )
+    a, b = make(store, clock, config), make(store, clock, config)
     fail(a, 3)
     clock.advance(10)
     a.call(ok)  # first probe succeeds: half-open, slot free
@@ -300,9 +304,10 @@ def test_half_open_views_are_refreshed_every_quarter_second() -> None:
     a.call(hold)
     assert gate == ["refused"]
     assert stored(store).state is CircuitState.CLOSED  # type: ignore[union-attr]
+    clock.advance(refresh - 0.01)
     with pytest.raises(CircuitOpenError):
-        b.call(ok)  # b's view (claimed) is younger than 0.25 s
-    clock.advance(0.25)
+        b.call(ok)  # b's view (claimed) is younger than half_open_refresh
+    clock.advance(0.01)
     assert b.call(ok) == "ok"
 
 

@@ -35,7 +35,33 @@ from fleetbreaker import CircuitBreaker, Config, ConfigError, MemoryStore
             "local_cache_max_age must be a finite number of seconds >= 0",
         ),
         ({"probe_timeout": 0}, "probe_timeout must be a finite number of seconds > 0, got 0"),
-        ({"record_ttl": 10}, "record_ttl must be at least twice recovery_timeout + probe_timeout"),
+        (
+            {"record_ttl": 10},
+            r"record_ttl must be at least 2 x \(recovery_timeout + probe_timeout\) = 120 s",
+        ),
+        (
+            {"recovery_timeout": 1e12, "record_ttl": 5e12},
+            r"recovery_timeout must be at most 365 days \(31536000 s\), got 1000000000000.0",
+        ),
+        (
+            {"probe_timeout": 31536001},
+            r"probe_timeout must be at most 365 days \(31536000 s\), got 31536001",
+        ),
+        (
+            {"local_cache_max_age": 1e9},
+            r"local_cache_max_age must be at most 365 days \(31536000 s\), got 1000000000.0",
+        ),
+        (
+            {"record_ttl": 5e12},
+            r"record_ttl must be at most 3650 days \(315360000 s\), got 5000000000000.0",
+        ),
+        ({"half_open_refresh": 0}, "half_open_refresh must be a finite number of seconds > 0"),
+        ({"half_open_refresh": -1}, "half_open_refresh must be a finite number of seconds > 0"),
+        ({"half_open_refresh": math.nan}, "half_open_refresh must be a finite number of seconds"),
+        ({"half_open_refresh": "0.25"}, "half_open_refresh must be a finite number of seconds"),
+        ({"half_open_refresh": 4e7}, "half_open_refresh must be at most 365 days"),
+        ({"handled_exceptions": ()}, "handled_exceptions is empty, so no failure would ever count"),
+        ({"handled_exceptions": []}, "omit it to count every Exception, or list the exception"),
         (
             {"handled_exceptions": (ValueError,), "ignored_exceptions": (KeyError,)},
             "mutually exclusive",
@@ -47,7 +73,7 @@ from fleetbreaker import CircuitBreaker, Config, ConfigError, MemoryStore
         ),
         ({"handled_exceptions": 3}, "must be an exception class or an iterable of them, got 3"),
     ],
-    ids=lambda v: str(v)[:40],
+    ids=lambda v: str(v)[:60],
 )
 def test_bad_config_values(kwargs: dict[str, object], message: str) -> None:
     """Each bad value fails at construction with a message that says what is allowed."""
@@ -141,3 +167,34 @@ def test_bad_breaker_arguments(kwargs: dict[str, object], message: str) -> None:
     """Wrong argument types fail at construction, not at the first call."""
     with pytest.raises(ConfigError, match=message):
         CircuitBreaker("c", **kwargs)  # type: ignore[arg-type]
+
+
+def test_longest_allowed_times_are_accepted() -> None:
+    """Periods up to 365 days and record_ttl up to 3650 days are accepted."""
+    year = 365 * 24 * 3600.0
+    config = Config(
+        recovery_timeout=year,
+        probe_timeout=year,
+        local_cache_max_age=year,
+        half_open_refresh=year,
+        record_ttl=10 * year,
+    )
+    assert (config.recovery_timeout, config.record_ttl) == (year, 10 * year)
+
+
+def test_half_open_refresh_default_and_normalised() -> None:
+    """half_open_refresh defaults to a quarter second and is stored as a float."""
+    assert Config().half_open_refresh == 0.25
+    assert Config(half_open_refresh=1).half_open_refresh == 1.0
+    assert isinstance(Config(half_open_refresh=1).half_open_refresh, float)
+
+
+@pytest.mark.parametrize("empty", [(), [], frozenset()], ids=["tuple", "list", "frozenset"])
+def test_empty_ignored_exceptions_means_no_denylist(empty: object) -> None:
+    """An empty ignored_exceptions is accepted and stored as None: every Exception counts."""
+    config = Config(ignored_exceptions=empty)  # type: ignore[arg-type]
+    assert config.ignored_exceptions is None
+    assert config == Config()
+    assert config.counts(ValueError())
+    allow = Config(handled_exceptions=(TimeoutError,), ignored_exceptions=empty)  # type: ignore[arg-type]
+    assert allow.handled_exceptions == (TimeoutError,)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import fleetbreaker
 
 
@@ -27,6 +29,36 @@ def test_all_is_pinned() -> None:
     ]
     for name in fleetbreaker.__all__:
         assert getattr(fleetbreaker, name) is not None
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """fleetbreaker.__version__ is the installed version; an attribute, not part of __all__."""
+    from importlib.metadata import version
+
+    assert fleetbreaker.__version__ == version("fleetbreaker")
+    assert "__version__" not in fleetbreaker.__all__
+
+
+def test_version_without_an_installed_distribution() -> None:
+    """Run from a source tree that was never installed, __version__ is still a string."""
+    code = (
+        "import importlib.metadata as m\n"
+        "def missing(name): raise m.PackageNotFoundError(name)\n"
+        "m.version = missing\n"
+        "import fleetbreaker\n"
+        "print(fleetbreaker.__version__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0+unknown"
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    """The lazy __version__ lookup leaves other missing names an AttributeError."""
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = fleetbreaker.nope
 
 
 def test_exception_tree() -> None:

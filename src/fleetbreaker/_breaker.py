@@ -45,9 +45,17 @@ from fleetbreaker._admission import (
     View,
     outcome,
 )
+from fleetbreaker._callables import (
+    Flavor,
+    accepts_circuit_keyword,
+    flavor,
+    refuse_awaitable_fallback,
+    split_method_descriptor,
+)
 from fleetbreaker._clock import Clock, SystemClock
 from fleetbreaker._fork import reset_after_fork
 from fleetbreaker._guard import Guard
+from fleetbreaker._hooks import HookRunner
 from fleetbreaker._info import CircuitInfo, CircuitTransition
 from fleetbreaker._limits import sane_wall
 from fleetbreaker._protocol import ABSENT, CircuitState, Record, Route
@@ -63,10 +71,8 @@ logger = logging.getLogger("fleetbreaker")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
-HALF_OPEN_REFRESH: Final = 0.25
-"""Longest a process trusts a view of a half-open circuit: the fleet resumes within this of a
-close, instead of within a whole cache period."""
 FAILING_REFRESH: Final = 0.5
 """A process whose closed-path calls fail re-reads a view older than this, so it stops calling a
 downstream the fleet has already tripped."""
@@ -100,8 +106,20 @@ class CircuitBreaker:
     ``acall``, or as a context manager with ``guard()``.
 
     ``on_circuit_open(*args, circuit=CircuitInfo, **kwargs)`` is the fallback for a refused
-    call; without it ``CircuitOpenError`` is raised. ``on_transition(CircuitTransition)`` is
-    called for each transition this process persisted (so once per transition fleet-wide).
+    call; without it ``CircuitOpenError`` is raised. It must accept ``circuit=`` (checked here),
+    and an ``async def`` fallback serves only async functions and ``acall``.
+    ``on_transition(CircuitTransition)`` is called for each transition this process persisted
+    (so once per transition fleet-wide); it may be an ``async def``.
+
+    Hooks run inline, in the caller's thread or task, on the call that made the transition or
+    was refused: keep them fast, or hand the work to a queue or a task. A sync hook on the
+    async path blocks the event loop while it runs. An ``async def`` ``on_transition`` is
+    awaited in the caller's task on the async path; on the sync path it runs to completion
+    with ``asyncio.run``, or as a task of the running loop when a sync call is made inside
+    one. A hook's exceptions are logged, never raised into the call.
+
+    Generator functions cannot be protected (the work happens while the caller iterates):
+    protect the function that consumes them, or use ``guard()`` around the iteration.
     """
 
     def __init__(
@@ -125,10 +143,19 @@ class CircuitBreaker:
         ):
             if hook is not None and not callable(hook):
                 raise ConfigError(f"{hook_name} must be callable, got {hook!r}")
+            if hook is not None:
+                flavor(hook, role=hook_name)  # refuses generator functions
+        if on_circuit_open is not None and not accepts_circuit_keyword(on_circuit_open):
+            raise ConfigError(
+                f"on_circuit_open must accept a keyword argument 'circuit' (it is called as "
+                f"on_circuit_open(*args, circuit=CircuitInfo, **kwargs)), got {on_circuit_open!r}; "
+                "add `*, circuit` or `**kwargs` to its parameters"
+            )
         self.store: Store = MemoryStore() if store is None else store
         self.config = Config() if config is None else config
         self.on_circuit_open = on_circuit_open
         self.on_transition = on_transition
+        self._transition_hook = HookRunner(f"circuit {self.name!r}: on_transition hook")
         clock = SystemClock() if clock is None else clock
         self._clock_wall = clock.wall
         self._mono = clock.monotonic
@@ -183,17 +210,39 @@ class CircuitBreaker:
         await self._adrive(self._read(consistent=True, force=True))
         return self._info(self._view)
 
+    @overload  # a staticmethod is also callable: the first matching overload wins
+    def __call__(self, fn: staticmethod[P, R]) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, fn: classmethod[T, P, R]) -> classmethod[T, P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
     @overload
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate a function or coroutine function so every call goes through the breaker."""
-        if not callable(fn):
+    def __call__(self, fn: Any) -> Any:
+        """Decorate a function or coroutine function so every call goes through the breaker.
+
+        Also takes objects with an (async) ``__call__``, ``functools.partial`` objects, and
+        ``staticmethod``/``classmethod`` objects (which come back as the same kind of
+        descriptor). Generator functions are refused with ``ConfigError``.
+        """
+        target, rewrap = split_method_descriptor(fn)
+        if not callable(target):
             raise ConfigError(f"the breaker decorates callables, got {fn!r}")
-        wrapper = self._wrap_async(fn) if inspect.iscoroutinefunction(fn) else self._wrap_sync(fn)
+        is_async = flavor(target) is Flavor.ASYNC
+        fallback = self.on_circuit_open
+        if (
+            not is_async
+            and fallback is not None
+            and flavor(fallback, role="on_circuit_open") is Flavor.ASYNC
+        ):
+            raise ConfigError(
+                f"on_circuit_open {fallback!r} is async but the function is sync: a refused "
+                "call would return a coroutine nobody awaits; give a sync on_circuit_open, or "
+                "protect an async def"
+            )
+        wrapper = self._wrap_async(target) if is_async else self._wrap_sync(target)
         wrapper.breaker = self  # type: ignore[union-attr]
-        return wrapper
+        return rewrap(wrapper)
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
@@ -291,7 +340,7 @@ class CircuitBreaker:
         if ticket.kind == Kind.ADMIT:
             return self._call_closed(ticket.view, fn, args, kwargs)
         if ticket.kind == Kind.REJECT:
-            return self._short_circuit(ticket.view, args, kwargs)  # type: ignore[no-any-return]
+            return self._short_circuit(ticket.view, args, kwargs, sync=True)  # type: ignore[no-any-return]
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -321,11 +370,14 @@ class CircuitBreaker:
             self._closed_succeeded(ticket.view)
         return value
 
-    def _short_circuit(self, view: View, args: Any, kwargs: Any) -> Any:
+    def _short_circuit(self, view: View, args: Any, kwargs: Any, *, sync: bool = False) -> Any:
         info = self._info(view)
         if self.on_circuit_open is None:
             raise CircuitOpenError(info)
-        return self.on_circuit_open(*args, circuit=info, **kwargs)
+        result = self.on_circuit_open(*args, circuit=info, **kwargs)
+        if sync and inspect.isawaitable(result):
+            raise refuse_awaitable_fallback(result)
+        return result
 
     def _admit_cached(self) -> Ticket | None:
         """Route on the fresh cached view without any step machinery (an open circuit's
@@ -623,7 +675,9 @@ class CircuitBreaker:
             ttl = max_age
         else:
             elapsed = now - seen_at
-            ttl = min(max_age, HALF_OPEN_REFRESH + extra)
+            # config.half_open_refresh: the fleet resumes within it of a close, not within a
+            # whole cache period.
+            ttl = min(max_age, config.half_open_refresh + extra)
             # Past its open period an open view is re-read like a half-open one, even while
             # the probe is reserved for another process: the fleet must learn of a close soon.
             if state is CircuitState.OPEN:
@@ -752,6 +806,7 @@ class CircuitBreaker:
         )
 
     def _announce(self, old: Record, new: Record) -> None:
+        """Report a persisted transition; an awaitable the hook returns is run (``_hooks``)."""
         hook = self.on_transition
         if hook is None:
             return
@@ -763,10 +818,7 @@ class CircuitBreaker:
             at=new.updated_at,
             failure_count=new.failure_count if new.state is CircuitState.OPEN else 0,
         )
-        try:
-            hook(transition)
-        except Exception:
-            logger.exception("circuit %r: on_transition hook raised; ignored", self.name)
+        self._transition_hook.call(hook, transition)
 
     def _info(self, view: View) -> CircuitInfo:
         failures = self._failures if self._failures_epoch == view.record.epoch else 0
@@ -805,7 +857,8 @@ def circuit_breaker(
 ) -> CircuitBreaker:
     """Decorator factory: ``@circuit_breaker(name="payments", store=...)``.
 
-    Returns the ``CircuitBreaker`` itself, which decorates functions and coroutine functions.
+    Returns the ``CircuitBreaker`` itself, which decorates functions and coroutine functions;
+    the hooks run inline in the caller (see ``CircuitBreaker``): keep them fast.
     """
     return CircuitBreaker(
         name,

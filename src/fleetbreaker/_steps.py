@@ -14,6 +14,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from fleetbreaker._hooks import collecting
+
 if TYPE_CHECKING:
     from fleetbreaker._protocol import Record
     from fleetbreaker.stores.base import Store
@@ -72,7 +74,18 @@ def drive(store: Store, name: str, steps: Steps[R]) -> R:
 
 
 async def adrive(store: Store, name: str, steps: Steps[R]) -> R:
-    """Run protocol steps with the async store methods (never blocking the event loop)."""
+    """Run protocol steps with the async store methods (never blocking the event loop).
+
+    Awaitables that hooks returned while the steps ran (``async def`` hooks) are awaited here,
+    in the caller's task, once the steps are done (``_hooks.py``).
+    """
+    with collecting() as collected:
+        result = await _adrive(store, name, steps)
+    await collected.run()
+    return result
+
+
+async def _adrive(store: Store, name: str, steps: Steps[R]) -> R:
     try:
         op = next(steps)
         while True:

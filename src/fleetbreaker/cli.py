@@ -160,7 +160,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _clock_time(wall: float | None) -> str:
-    return "?" if wall is None else time.strftime("%H:%M:%S", time.localtime(wall))
+    """Local time of day for a stored time; the raw number when it is not a time (never raises)."""
+    if wall is None:
+        return "?"
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(wall))
+    except (ValueError, OverflowError, OSError, TypeError):  # NaN, inf, out of range
+        return repr(wall)
 
 
 def _detail(info: CircuitInfo) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbreaker._limits import MAX_PERIOD, MAX_RECORD_TTL
 from fleetbreaker.errors import ConfigError
 
 __all__ = ["Config"]
@@ -22,13 +23,20 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
-def _seconds(name: str, value: object, *, allow_zero: bool) -> float:
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g} days ({seconds:.0f} s)"
+
+
+def _seconds(name: str, value: object, *, allow_zero: bool, maximum: float = MAX_PERIOD) -> float:
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):  # type: ignore[arg-type,operator]
         allowed = (
             "a finite number of seconds >= 0" if allow_zero else "a finite number of seconds > 0"
         )
         raise ConfigError(f"{name} must be {allowed}, got {value!r}")
+    if value > maximum:  # type: ignore[operator]
+        # Every store must be able to keep the times a record derives from it.
+        raise ConfigError(f"{name} must be at most {_days(maximum)}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
@@ -53,9 +61,11 @@ def _exception_types(name: str, value: object) -> ExceptionTypes:
 class Config:
     """How a circuit trips and recovers. Every field is validated at construction.
 
-    Times are in seconds. ``handled_exceptions`` (only these count as failures) and
+    Times are in seconds; periods are at most 365 days and ``record_ttl`` at most 3650 days
+    (what every store can keep). ``handled_exceptions`` (only these count as failures) and
     ``ignored_exceptions`` (these never count) are mutually exclusive; with neither, every
-    ``Exception`` counts.
+    ``Exception`` counts. An empty ``handled_exceptions`` is refused (nothing would ever
+    count); an empty ``ignored_exceptions`` means no denylist and is stored as ``None``.
     """
 
     failure_threshold: int = 5
@@ -73,6 +83,9 @@ class Config:
     recovery_timeout)."""
     record_ttl: float = _WEEK
     """Seconds a stored record lives after its last write; refreshed by every write."""
+    half_open_refresh: float = 0.25
+    """Longest a process trusts its view of a half-open or past-due open circuit (seconds); the
+    fleet's read rate during a recovery is about processes / half_open_refresh."""
     _probe_timeout: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,34 +102,38 @@ class Config:
             "local_cache_max_age",
             _seconds("local_cache_max_age", self.local_cache_max_age, allow_zero=True),
         )
+        if self.ignored_exceptions is not None:
+            ignored = _exception_types("ignored_exceptions", self.ignored_exceptions)
+            set_(self, "ignored_exceptions", ignored or None)  # an empty denylist is none
         if self.handled_exceptions is not None and self.ignored_exceptions is not None:
             raise ConfigError(
                 "handled_exceptions and ignored_exceptions are mutually exclusive: "
                 "give an allowlist or a denylist, not both"
             )
         if self.handled_exceptions is not None:
-            set_(
-                self,
-                "handled_exceptions",
-                _exception_types("handled_exceptions", self.handled_exceptions),
-            )
-        if self.ignored_exceptions is not None:
-            set_(
-                self,
-                "ignored_exceptions",
-                _exception_types("ignored_exceptions", self.ignored_exceptions),
-            )
+            handled = _exception_types("handled_exceptions", self.handled_exceptions)
+            if not handled:
+                raise ConfigError(
+                    "handled_exceptions is empty, so no failure would ever count: omit it to "
+                    "count every Exception, or list the exception types that count"
+                )
+            set_(self, "handled_exceptions", handled)
         probe = self.recovery_timeout if self.probe_timeout is None else self.probe_timeout
         probe = _seconds("probe_timeout", probe, allow_zero=False)
         set_(self, "_probe_timeout", probe)
-        ttl = _seconds("record_ttl", self.record_ttl, allow_zero=False)
+        ttl = _seconds("record_ttl", self.record_ttl, allow_zero=False, maximum=MAX_RECORD_TTL)
         if ttl < 2 * (self.recovery_timeout + probe):
             raise ConfigError(
-                f"record_ttl must be at least twice recovery_timeout + probe_timeout "
-                f"({2 * (self.recovery_timeout + probe):g} s here) so a live circuit is never "
+                f"record_ttl must be at least 2 x (recovery_timeout + probe_timeout) = "
+                f"{2 * (self.recovery_timeout + probe):g} s so a live circuit is never "
                 f"reaped, got {self.record_ttl!r}"
             )
         set_(self, "record_ttl", ttl)
+        set_(
+            self,
+            "half_open_refresh",
+            _seconds("half_open_refresh", self.half_open_refresh, allow_zero=False),
+        )
 
     @property
     def effective_probe_timeout(self) -> float:

@@ -35,14 +35,23 @@ class CircuitOpenError(CircuitBreakerError):
 
     def __str__(self) -> str:
         # Formatted only when shown: refusals during an outage are raised far more than read.
+        # Total: whatever the circuit holds (it may come from a store), showing it never raises.
         circuit = self.circuit
-        text = f"circuit {circuit.name!r} is {circuit.state.value}: call not attempted"
+        state = getattr(circuit.state, "value", circuit.state)
+        text = f"circuit {circuit.name!r} is {state}: call not attempted"
         if circuit.retry_at is not None:
-            when = datetime.fromtimestamp(circuit.retry_at, tz=timezone.utc)
-            text += f" (next probe after {when.isoformat(timespec='milliseconds')})"
+            text += f" (next probe after {_utc_time(circuit.retry_at)})"
         elif circuit.probe_in_flight:
             text += " (a probe is in flight)"
         return text
+
+
+def _utc_time(wall: float) -> str:
+    """``wall`` (Unix seconds) as an ISO 8601 UTC time, or the raw number when it is not one."""
+    try:
+        return datetime.fromtimestamp(wall, tz=timezone.utc).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError, TypeError):  # NaN, inf, years past 9999, ...
+        return f"{wall!r} (Unix time)"
 
 
 class ConfigError(CircuitBreakerError, ValueError):

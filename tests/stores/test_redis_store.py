@@ -85,6 +85,43 @@ def test_bad_url_or_option_is_config_error(url: Any, options: dict[str, Any]) ->
 
 
 @pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        (
+            "redis://cache:6379/0",
+            {"bogus_option": 1},
+            "unknown option 'bogus_option' for redis.Redis: ",
+        ),
+        (
+            "redis://user:hunter2@cache:6379/0",
+            {"socket_timout": 1},
+            "unknown option 'socket_timout' for redis.Redis: .*check the spelling",
+        ),
+        (
+            "redis://cache:port/0",
+            {"bogus_option": 1},
+            "cannot use Redis URL 'redis://cache:port/0'",
+        ),
+        (
+            "redis://cache:6379/0?bogus=1",
+            {},
+            "cannot use Redis URL 'redis://cache:6379/0\\?bogus=1'",
+        ),
+    ],
+    ids=["unknown-option", "misspelt-option-password-url", "bad-url-and-option", "bad-url-query"],
+)
+def test_unknown_option_is_told_apart_from_a_bad_url(
+    url: str, options: dict[str, Any], message: str
+) -> None:
+    """An unknown client option is named as such; a bad URL is blamed on the URL."""
+    with pytest.raises(ConfigError, match=message) as caught:
+        RedisStore.from_url(url, **options)
+    assert "hunter2" not in str(caught.value)
+    if options and "URL" not in message:
+        assert "URL" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
     "prefix",
     ["", 5, "x" * 129, "fleet\nbreaker:"],
     ids=["empty", "not-text", "too-long", "control-character"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import re
 import threading
 import time
 import weakref
@@ -114,19 +115,22 @@ class RedisStore(Store):
         for scheme, replacement in _SCHEMES.items():
             if url.startswith(scheme):
                 url = replacement + url[len(scheme) :]
-        sync_options = {
+        defaults = {
             "socket_timeout": _TIMEOUT_S,
             "socket_connect_timeout": _TIMEOUT_S,
             "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-            **client_options,
         }
+        sync_options = {**defaults, **client_options}
+        # The URL with the store's own defaults first, so each error blames what caused it.
         try:
-            client = redis.Redis.from_url(url, **sync_options)
-            # Build one connection object (no I/O) so a misspelt option fails here, not later.
-            pool = client.connection_pool
-            pool.connection_class(**pool.connection_kwargs)
+            _check_connection(redis.ConnectionPool.from_url(url, **defaults))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"RedisStore: cannot use Redis URL {_redact(url)!r}: {exc}") from exc
+        try:
+            client = redis.Redis.from_url(url, **sync_options)
+            _check_connection(client.connection_pool)
+        except (ValueError, TypeError) as exc:
+            raise _option_error(exc, client_options) from exc
         store = cls(client=client, prefix=prefix)
         store._owns_client = True
         async_options = {
@@ -325,6 +329,23 @@ def _where(client: object) -> str:
     if "path" in kwargs:
         return f"unix:{kwargs['path']}"
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def _check_connection(pool: redis.ConnectionPool) -> None:
+    """Build one connection object (no I/O) so a misspelt option fails now, not at first use."""
+    pool.connection_class(**pool.connection_kwargs)
+
+
+def _option_error(exc: Exception, options: dict[str, Any]) -> ConfigError:
+    """The error for client options redis-py refused (the URL itself was fine)."""
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if unknown is not None and unknown.group(1) in options:
+        return ConfigError(
+            f"RedisStore: unknown option {unknown.group(1)!r} for redis.Redis: from_url's "
+            "keyword arguments go to redis.Redis.from_url and its connection class "
+            "(socket_timeout, ssl_ca_certs, health_check_interval, ...); check the spelling"
+        )
+    return ConfigError(f"RedisStore: cannot use client options {sorted(options)}: {exc}")
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,34 @@
+"""What PyPI shows: project links, and a README whose links work off the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY = "https://github.com/fleetbreaker/fleetbreaker"
+
+
+def test_project_urls() -> None:
+    """pyproject.toml names the homepage, docs, changelog and issue tracker."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    urls = project["urls"]
+    assert set(urls) == {"Homepage", "Documentation", "Changelog", "Issues"}
+    assert all(url.startswith(REPOSITORY) for url in urls.values())
+
+
+def test_readme_links_are_absolute() -> None:
+    """Every README link works on PyPI too: no link is relative to the repository."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme) + re.findall(
+        r"(?:src|href)=\"([^\"]+)\"", readme
+    )
+    assert targets
+    relative = [t for t in targets if not re.match(r"(https?:|mailto:|#)", t)]
+    assert relative == []
+    for target in targets:
+        if target.startswith(f"{REPOSITORY}/blob/main/"):
+            assert (ROOT / target.removeprefix(f"{REPOSITORY}/blob/main/")).exists(), target
