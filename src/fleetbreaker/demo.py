@@ -429,7 +429,7 @@ _ROW = "{:>7}  {:<12}  {:<9}  {:>6}  {:>6}  {:>15}  {:>6}  {}"
 
 
 def _timeline(fleet: _Fleet, plan: _Plan, store: SQLiteStore, options: Options) -> None:
-    # About 0.5 s per row, fewer rows for long runs: the whole output stays near 40 lines.
+    # About 0.5 s per row, fewer rows for long runs: the whole output stays near 50 lines.
     interval = max(0.5, math.ceil(options.total / 20 / 0.5) * 0.5)
     print(
         _ROW.format(
