@@ -115,9 +115,15 @@ def _is_text(node: ast.AST) -> bool:
     return False
 
 
-def _in_message(trail: tuple[ast.AST, ...], mutant_call: ast.Call | None) -> bool:
-    """Whether one difference lies in a message: the argument of a log call or the text given
-    to an exception's constructor."""
+MessageParameters = dict[str, set[int | str]]
+"""Function name -> the positions and keywords of its parameters that only make messages."""
+
+
+def _in_message(
+    trail: tuple[ast.AST, ...], mutant_call: ast.Call | None, params: MessageParameters
+) -> bool:
+    """Whether one difference lies in a message: the argument of a log call, the text given to
+    an exception's constructor, or an argument a function only puts into messages."""
     for i, node in enumerate(trail):
         if not isinstance(node, ast.Call):
             continue
@@ -125,6 +131,11 @@ def _in_message(trail: tuple[ast.AST, ...], mutant_call: ast.Call | None) -> boo
         if below is node.func:
             continue
         if _is_log_call(node):
+            return True
+        slots = params.get(_callee(node).rpartition(".")[2], set())
+        if isinstance(below, ast.keyword) and below.arg in slots:
+            return True
+        if below is not None and any(below is arg for j, arg in enumerate(node.args) if j in slots):
             return True
         if _is_exception(node):
             if below is None:  # an argument added or removed: all must be text
@@ -147,8 +158,53 @@ def _call_at(tree: ast.AST, like: ast.Call) -> ast.Call | None:
     return None
 
 
-def message_only(original: ast.FunctionDef | ast.AsyncFunctionDef, mutant: ast.AST) -> bool:
+def _trails(
+    node: ast.AST, name: str, trail: tuple[ast.AST, ...] = ()
+) -> Iterator[tuple[ast.AST, ...]]:
+    """The ancestors of every read of the variable ``name`` under ``node``."""
+    trail = (*trail, node)
+    if isinstance(node, ast.Name) and node.id == name:
+        yield trail
+    for child in ast.iter_child_nodes(node):
+        yield from _trails(child, name, trail)
+
+
+def message_parameters(tree: ast.AST) -> MessageParameters:
+    """The parameters of the module's functions that are used only to make messages (such as
+    the field name ``_int(value, "epoch")`` puts into its error), found to a fixed point."""
+    functions = [
+        node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    found: dict[str, set[int | str] | None] = {}  # None: the name means different functions
+    for function in functions:
+        found[function.name] = set() if function.name not in found else None
+    params: MessageParameters = {}
+    changed = True
+    while changed:
+        changed = False
+        for function in functions:
+            if found[function.name] is None:
+                continue
+            names = [a.arg for a in [*function.args.posonlyargs, *function.args.args]]
+            offset = 1 if names[:1] in (["self"], ["cls"]) else 0
+            slots = params.setdefault(function.name, set())
+            for index, name in enumerate(names[offset:]):
+                if name in slots:
+                    continue
+                uses = list(_trails(function, name))
+                if uses and all(_in_message(trail, None, params) for trail in uses):
+                    slots.update({index, name})
+                    changed = True
+    return {name: slots for name, slots in params.items() if slots}
+
+
+def message_only(
+    original: ast.FunctionDef | ast.AsyncFunctionDef,
+    mutant: ast.AST,
+    params: MessageParameters | None = None,
+) -> bool:
     """Whether ``mutant`` differs from ``original`` only in the text of messages."""
+    params = {} if params is None else params
     found = False
     for trail in _differences(original, mutant):
         if isinstance(trail[-1], ast.FunctionDef | ast.AsyncFunctionDef) and len(trail) == 1:
@@ -156,7 +212,7 @@ def message_only(original: ast.FunctionDef | ast.AsyncFunctionDef, mutant: ast.A
         found = True
         last = trail[-1]
         mutant_call = _call_at(mutant, last) if isinstance(last, ast.Call) else None
-        if not _in_message(trail, mutant_call):
+        if not _in_message(trail, mutant_call, params):
             return False
     return found
 
@@ -204,6 +260,8 @@ def read_module(meta: Path) -> tuple[str, list[Mutant]]:
     text = source.read_text("utf-8")
     lines = text.splitlines()
     functions = _functions(ast.parse(text))
+    pristine = source.relative_to(MUTANTS)  # the unmutated module in the working tree
+    params = message_parameters(ast.parse(pristine.read_text("utf-8"))) if pristine.exists() else {}
     mutants = []
     for key, code in results.items():
         generated = key.rpartition(".")[2]
@@ -221,7 +279,13 @@ def read_module(meta: Path) -> tuple[str, list[Mutant]]:
             if line[:1] in "+-" and not line.startswith(("+++", "---"))
         ]
         mutants.append(
-            Mutant(key, status, message_only(original, mutant), _function_label(generated), change)
+            Mutant(
+                key,
+                status,
+                message_only(original, mutant, params),
+                _function_label(generated),
+                change,
+            )
         )
     return str(source.relative_to(MUTANTS)), mutants
 
