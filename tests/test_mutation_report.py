@@ -79,3 +79,39 @@ def test_equivalents_are_read_from_the_table(tmp_path: pytest.TempPathFactory) -
     assert mutation_report.read_equivalents(doc) == {
         "fleetbreaker._breaker.x_f__mutmut_2": "float() reads -INF as -inf"
     }
+
+
+HELPERS = """
+def _int(value, field):
+    if not isinstance(value, int):
+        raise ValueError(f"{field} must be an integer, got {value!r}")
+    return value
+
+
+def _opt_int(value, field):
+    return None if value is None else _int(value, field)
+
+
+def x_load__mutmut_orig(payload):
+    return _opt_int(payload.get("epoch"), "epoch")
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (', "epoch")', ', "XXepochXX")', True),
+        (', "epoch")', ", None)", True),
+        ('get("epoch")', 'get("XXepochXX")', False),
+    ],
+    ids=["field-name-text", "field-name-none", "payload-key"],
+)
+def test_parameters_only_used_in_messages(before: str, after: str, expected: bool) -> None:
+    """An argument a helper only puts into its error message is message text, even through
+    another helper; the data it checks is not."""
+    params = mutation_report.message_parameters(ast.parse(HELPERS))
+    assert params == {"_int": {1, "field"}, "_opt_int": {1, "field"}}
+    source = HELPERS.split("\n\n\n")[2]
+    assert source.count(before) == 1
+    mutant = function(source.replace(before, after).replace("__mutmut_orig", "__mutmut_1"))
+    assert mutation_report.message_only(function(source), mutant, params) is expected
