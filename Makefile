@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim install system-deps clean
+.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim mutate install system-deps clean
 
 CORE_STAMP := $(VENV)/.installed-core
+MUTATE_STAMP := $(VENV)/.installed-mutate
 
 # Everything the tests, lint and benchmarks need.
 $(STAMP): pyproject.toml
@@ -20,6 +21,11 @@ $(CORE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e .
 	touch $(CORE_STAMP)
+
+# mutmut, on top of everything else.
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,mutate]'
+	touch $(MUTATE_STAMP)
 
 install: $(STAMP)
 
@@ -40,8 +46,8 @@ system-deps:
 	  npm install --no-save --no-audit --no-fund --silent dynalite@4.0.0; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -63,5 +69,16 @@ bench-dynamodb: $(STAMP) system-deps
 sim: $(STAMP)
 	$(BIN)/python benchmarks/sim_fleet.py
 
+# Mutation testing of the core against the server-free suites ([tool.mutmut] in pyproject.toml;
+# docs/mutation.md). Slow, so never part of `make test`. Every run starts afresh, so each
+# verdict is of the code and the tests as they are now.
+# MUTATE_FAIL_UNDER=90 fails when a module kills less of its behavioural mutants.
+MUTATE_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MUTATE_FAIL_UNDER ?= 0
+mutate: $(MUTATE_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) > mutants.log 2>&1 || { tail -n 40 mutants.log; exit 1; }
+	$(BIN)/python scripts/mutation_report.py --fail-under $(MUTATE_FAIL_UNDER)
+
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache mutants mutants.log

@@ -17,6 +17,11 @@ summary of the guarantees. What the numbers mean:
   ``local_cache_max_age`` old).
 * **transitions persisted**: the ``on_transition`` events of every process. The hook fires
   only in the process whose compare-and-set wrote the transition, so each appears once.
+* **store writes**: every ``compare_and_set`` a worker's store made, told apart by the record it
+  wrote and the record at the epoch it expected: a trip (closed -> open), a probe claim (the
+  one probe slot taken), a probe's success (the slot freed, or the circuit closed), failure
+  (open again) or release; a *lost* write found the epoch moved on (another process wrote
+  first) and wrote nothing. The kinds add up to the total.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import queue
 import random
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -122,12 +128,10 @@ _PROBES_NOW = 8
 _PROBES_MAX_TICK = 9  # most probes in flight at once since the parent's last tick
 _PROBES_MAX = 10
 _READS = 11
-_WRITES = 12
-_WRITES_WON = 13
-_WRITES_HEALTHY = 14
-_TRIPPED_EPOCH = 15  # the store's state as the hooks report it: epoch of the last change ...
-_TRIPPED = 16  # ... and whether it left the circuit not closed
-_SIZE = 17
+_HEALED_LATE = 12  # refused after the heal by processes yet to read the close
+_TRIPPED_EPOCH = 13  # the store's state as the hooks report it: epoch of the last change ...
+_TRIPPED = 14  # ... and whether it left the circuit not closed
+_SIZE = 15
 
 
 class _Tally:
@@ -154,6 +158,13 @@ class _Tally:
                 kind = _OUTAGE_PROBES if probe else _OUTAGE_LATE if raw[_TRIPPED] else None
                 raw[_OUTAGE_BEFORE_TRIP if kind is None else kind] += 1
 
+    def refused(self, phase: int) -> None:
+        with self._array.get_lock():
+            raw = self._array
+            raw[_REFUSED + phase] += 1
+            if phase == HEALED and raw[_TRIPPED_EPOCH] and not raw[_TRIPPED]:
+                raw[_HEALED_LATE] += 1
+
     def probe_ended(self) -> None:
         with self._array.get_lock():
             self._array[_PROBES_NOW] -= 1
@@ -173,27 +184,54 @@ class _Tally:
         return values
 
 
-class _CountingStore(SQLiteStore):
-    """The fleet's store, counting its traffic (the healthy path should not write at all)."""
+WON, LOST, ERROR = "won", "lost", "error"
 
-    def __init__(self, path: Path, tally: _Tally, plan: Callable[[], _Plan | None]) -> None:
+
+class _Write(NamedTuple):
+    """One compare-and-set of a worker's store: the record it carried and how it ended."""
+
+    worker: int
+    expected: int | None  # the epoch the writer expected (None: no record yet)
+    epoch: int
+    state: str
+    owned: bool  # the record holds a probe claim
+    successes: int
+    retry_at: float | None
+    at: float  # the record's updated_at: when its writer decided it (wall clock)
+    result: str  # WON, LOST or ERROR (a StoreError: nothing known to be written)
+
+
+class _CountingStore(SQLiteStore):
+    """The fleet's store, counting its reads and reporting every write to the parent."""
+
+    def __init__(self, path: Path, tally: _Tally, report: Callable[[_Write], None]) -> None:
         super().__init__(path)
         self._tally = tally
-        self._plan = plan
+        self._report = report
 
     def load(self, name: str, *, consistent: bool = False) -> Record | None:
         self._tally.add(_READS)
         return super().load(name, consistent=consistent)
 
     def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
-        won = super().compare_and_set(name, expected_epoch, record)
-        slots = [_WRITES]
-        if won:
-            slots.append(_WRITES_WON)
-        plan = self._plan()
-        if plan is not None and plan.phase(time.time()) == HEALTHY:
-            slots.append(_WRITES_HEALTHY)
-        self._tally.add(*slots)
+        result = ERROR
+        try:
+            won = super().compare_and_set(name, expected_epoch, record)
+            result = WON if won else LOST
+        finally:
+            self._report(
+                _Write(
+                    0,
+                    expected_epoch,
+                    record.epoch,
+                    record.state.value,
+                    record.probe_owner is not None,
+                    record.successes,
+                    record.retry_at,
+                    record.updated_at,
+                    result,
+                )
+            )
         return won
 
 
@@ -233,7 +271,7 @@ class _Caller:
             except DownstreamError:
                 self.tally.add(_FAILED)
             except CircuitOpenError:
-                self.tally.add(_REFUSED + phase)
+                self.tally.refused(phase)
                 self.last_refused = now
             except Exception as exc:  # a bug of the breaker: reported, and the demo fails
                 self.error = self.error or f"{type(exc).__name__}: {exc}"
@@ -245,7 +283,7 @@ class _Shared:
     """What the parent shares with every worker process."""
 
     tally: _Tally
-    events: Queue[tuple[Any, ...]]  # ("ready" | "transition" | "done", worker, ...)
+    events: Queue[tuple[Any, ...]]  # ("ready" | "transition" | "write" | "done", worker, ...)
     go: Event
     start_at: Synchronized[float]
 
@@ -253,14 +291,16 @@ class _Shared:
 def _worker(index: int, options: Options, path: Path, shared: _Shared) -> None:
     """One process of the fleet: its own store client and breaker, ``options.threads`` callers."""
     tally, events = shared.tally, shared.events
-    plan: _Plan | None = None
 
     def on_transition(t: CircuitTransition) -> None:
         tally.transition(t.epoch, tripped=t.to_state is not CircuitState.CLOSED)
         events.put(("transition", index, t.from_state.value, t.to_state.value, t.epoch, t.at))
 
+    def on_write(write: _Write) -> None:
+        events.put(("write", index, *write[1:]))
+
     try:
-        store = _CountingStore(path, tally, lambda: plan)
+        store = _CountingStore(path, tally, on_write)
         breaker = CircuitBreaker(CIRCUIT, store=store, config=CONFIG, on_transition=on_transition)
         events.put(("ready", index))
         if not shared.go.wait(STARTUP_TIMEOUT):
@@ -318,6 +358,8 @@ class _Fleet:
         self.ready: set[int] = set()
         self.done: dict[int, tuple[float, str]] = {}
         self.transitions: list[_Transition] = []
+        self.writes: list[_Write] = []
+        self.initial: Record | None = None  # the record before the run (a reused --store-dir)
 
     def drain(self, until: float) -> None:
         """Take messages until the wall-clock time ``until``."""
@@ -329,6 +371,8 @@ class _Fleet:
             kind, worker, *rest = message
             if kind == "transition":
                 self.transitions.append(_Transition(worker, *rest))
+            elif kind == "write":
+                self.writes.append(_Write(worker, *rest))
             elif kind == "ready":
                 self.ready.add(worker)
             else:
@@ -385,7 +429,7 @@ _ROW = "{:>7}  {:<12}  {:<9}  {:>6}  {:>6}  {:>15}  {:>6}  {}"
 
 
 def _timeline(fleet: _Fleet, plan: _Plan, store: SQLiteStore, options: Options) -> None:
-    # About 0.5 s per row, fewer rows for long runs: the whole output stays near 40 lines.
+    # About 0.5 s per row, fewer rows for long runs: the whole output stays near 50 lines.
     interval = max(0.5, math.ceil(options.total / 20 / 0.5) * 0.5)
     print(
         _ROW.format(
@@ -401,9 +445,14 @@ def _timeline(fleet: _Fleet, plan: _Plan, store: SQLiteStore, options: Options) 
     )
     previous = fleet.tally.tick()
     shown: set[_Transition] = set()
-    for row in range(1, math.ceil(options.total / interval - 1e-9) + 1):
+    rows = math.ceil(options.total / interval - 1e-9)
+    for row in range(1, rows + 1):
         begin, end = (row - 1) * interval, min(row * interval, options.total)
         time.sleep(max(0.0, plan.start + end - time.time()))
+        if row == rows:
+            # The calls under way at the end belong to the last row: the rows add up to the
+            # summary's totals.
+            fleet.wait_done(plan.end + 15)
         values = fleet.tally.tick()
         state = _store_state(store)
         fleet.drain(plan.start + end + 0.05)  # let the hooks' messages of this interval arrive
@@ -426,13 +475,163 @@ def _timeline(fleet: _Fleet, plan: _Plan, store: SQLiteStore, options: Options) 
         previous = values
 
 
+TRIP, CLAIM, SUCCESS, FAILURE, RELEASE, OTHER = (
+    "trip",
+    "claim",
+    "success",
+    "failure",
+    "release",
+    "other",
+)
+_KIND_NAMES: Final = {
+    TRIP: ("trip", "trips"),
+    CLAIM: ("probe claim", "probe claims"),
+    SUCCESS: ("probe success", "probe successes"),
+    FAILURE: ("probe failure", "probe failures"),
+    RELEASE: ("probe release", "probe releases"),
+    OTHER: ("other write", "other writes"),
+}
+_SHORT_NAMES: Final = {
+    TRIP: ("trip", "trips"),
+    CLAIM: ("claim", "claims"),
+    SUCCESS: ("success", "successes"),
+    FAILURE: ("failure", "failures"),
+    RELEASE: ("release", "releases"),
+    OTHER: ("other", "others"),
+}
+
+
+def _name(count: int, names: tuple[str, str]) -> str:
+    return f"{count:,} {names[0] if count == 1 else names[1]}"
+
+
+def _write_kinds(writes: list[_Write], initial: Record | None) -> list[str]:
+    """The kind of each write, from its record and the record at the epoch it expected.
+
+    Every epoch is written once (a compare-and-set bumps it), so the won writes, and the record
+    found before the run, say what each write, won or lost, was replacing.
+    """
+    before: dict[int, tuple[str, int]] = {}
+    if initial is not None:
+        before[initial.epoch] = (initial.state.value, initial.successes)
+    for write in writes:
+        if write.result == WON:
+            before[write.epoch] = (write.state, write.successes)
+
+    def kind(write: _Write) -> str:
+        absent = (CircuitState.CLOSED.value, 0)
+        state, successes = absent if write.expected is None else before.get(write.expected, ("", 0))
+        if write.state == CircuitState.OPEN.value:
+            return {CircuitState.CLOSED.value: TRIP, CircuitState.HALF_OPEN.value: FAILURE}.get(
+                state, OTHER
+            )
+        if write.state == CircuitState.HALF_OPEN.value and write.owned:
+            return CLAIM
+        if state != CircuitState.HALF_OPEN.value:
+            return OTHER
+        if write.state == CircuitState.CLOSED.value or write.successes > successes:
+            return SUCCESS
+        return RELEASE
+
+    return [kind(write) for write in writes]
+
+
+def _store_lines(fleet: _Fleet, plan: _Plan, reads: int, kinds: list[str]) -> list[str]:
+    """The store's traffic: every write itemised by kind, the items adding up to the total."""
+    writes = fleet.writes
+    won = Counter(k for w, k in zip(writes, kinds, strict=True) if w.result == WON)
+    lost = Counter(k for w, k in zip(writes, kinds, strict=True) if w.result == LOST)
+    failed = sum(w.result == ERROR for w in writes)
+    healthy = sum(w.at < plan.outage_at for w in writes)
+    explain = {
+        TRIP: "closed->open: a process counted failure_threshold="
+        f"{CONFIG.failure_threshold} failures in a row",
+        CLAIM: "the one probe slot taken (open, or half_open with the slot free)",
+        SUCCESS: "freed the slot, or closed the circuit at success_threshold="
+        f"{CONFIG.success_threshold} in a row",
+        FAILURE: f"half_open->open for another recovery_timeout={CONFIG.recovery_timeout:g} s",
+        RELEASE: "freed the slot without counting (the probe raised an ignored exception)",
+        OTHER: "replaced a record this demo does not know (a reused --store-dir?)",
+    }
+    items: list[tuple[int, str, str]] = [
+        (won[kind], _KIND_NAMES[kind][won[kind] != 1], why)
+        for kind, why in explain.items()
+        if won[kind] or kind in {TRIP, CLAIM, SUCCESS, FAILURE}
+    ]
+    tried = ", ".join(_name(n, _SHORT_NAMES[kind]) for kind, n in lost.most_common())
+    lost_total = sum(lost.values())
+    why = "another process had written first; nothing written"
+    items.append((lost_total, "lost", f"{why} ({tried})" if tried else why))
+    if failed:
+        items.append((failed, "failed", "store errors: the writer kept its decision locally"))
+    header = (
+        f"  store                  {reads:,} reads; {len(writes):,} conditional writes "
+        f"({sum(won.values()):,} won, {lost_total:,} lost), {healthy:,} while healthy"
+    )
+    lines = [header]
+    lines += [f"{f'    {count:,} {label}':<23}  {why}" for count, label, why in items]
+    return lines
+
+
+def _heal_lines(fleet: _Fleet, plan: _Plan, kinds: list[str]) -> tuple[list[str], _Write | None]:
+    """How the circuit closed after the heal, from the won writes (the record's history)."""
+    kind_of = {w.epoch: k for w, k in zip(fleet.writes, kinds, strict=True) if w.result == WON}
+    history = sorted((w for w in fleet.writes if w.result == WON), key=lambda w: w.epoch)
+    closing = [
+        i
+        for i, w in enumerate(history)
+        if w.state == CircuitState.CLOSED.value
+        and kind_of[w.epoch] == SUCCESS
+        and w.at >= plan.heal_at
+    ]
+    if not closing:
+        return [
+            "  heal -> closed         not closed by the end of the run (try a longer --after)"
+        ], None
+    close = history[closing[0]]
+    opened_at = max(
+        (i for i in range(closing[0]) if history[i].state == CircuitState.OPEN.value), default=-1
+    )
+    episode = history[opened_at + 1 : closing[0] + 1]
+    claims = [w for w in episode if kind_of[w.epoch] == CLAIM]
+    successes = sum(kind_of[w.epoch] == SUCCESS for w in episode)
+    heal = plan.heal_at
+    times = ", ".join(f"{w.at - heal:+.2f}" for w in claims)
+    threshold = f"success_threshold={CONFIG.success_threshold}"
+    if len(claims) == successes:
+        did = f"{_plural(successes, 'probe')} in a row succeeded ({threshold}), claimed at"
+    else:
+        did = f"{successes} of {_plural(len(claims), 'probe')} succeeded ({threshold}), claimed at"
+    text = f"{_seconds(close.at - heal)}: {did} {times} s after the heal."
+    if opened_at >= 0 and claims:
+        opened = history[opened_at]
+        retry_at = opened.retry_at if opened.retry_at is not None else opened.at
+        by = "the trip" if kind_of[opened.epoch] == TRIP else "a failed probe"
+        text += (
+            f" The first came {_seconds(claims[0].at - retry_at)} after retry_at "
+            f"({retry_at - heal:+.2f} s): {by} at {opened.at - heal:+.2f} s had opened the "
+            f"circuit for recovery_timeout={CONFIG.recovery_timeout:g} s."
+        )
+    if len(claims) > 1:
+        text += (
+            " The others came back to back: a success frees the slot at once (reserved a "
+            "moment for its prober); only a failure waits recovery_timeout again."
+        )
+    return _wrap("  heal -> closed         ", text), close
+
+
+def _wrap(head: str, text: str, width: int = 100) -> list[str]:
+    return textwrap.wrap(
+        text, width, initial_indent=head, subsequent_indent=" " * len(head), break_on_hyphens=False
+    )
+
+
 def _summary(fleet: _Fleet, plan: _Plan) -> list[str]:
     """Print the summary; return the guarantees that did not hold."""
     values = fleet.tally.tick()
     transitions = sorted(fleet.transitions, key=lambda t: t.epoch)
     counts = Counter(t.label for t in transitions)
     trips = [t for t in transitions if t.label == "closed->open"]
-    closes = [t for t in transitions if t.label == "half_open->closed" and t.at >= plan.heal_at]
     broken: list[str] = []
 
     epochs = Counter(t.epoch for t in transitions)
@@ -452,7 +651,12 @@ def _summary(fleet: _Fleet, plan: _Plan) -> list[str]:
 
     ok = "ok" if not (twice or not chained) else "BROKEN"
     history = ", ".join(f"{label} {n}" for label, n in counts.items()) or "none"
+    refused = sum(values[_REFUSED + phase] for phase in (HEALTHY, OUTAGE, HEALED))
     print("\nsummary")
+    print(
+        f"  calls                  {values[_CALLS]:,} reached the downstream "
+        f"({values[_FAILED]:,} failed), {refused:,} short-circuited"
+    )
     print(f"  transitions persisted  {history}")
     print(f"                         each reported once, by the process that wrote it: {ok}")
     trip = (
@@ -464,20 +668,9 @@ def _summary(fleet: _Fleet, plan: _Plan) -> list[str]:
     print(f"  trips                  {len(trips)} for 1 outage, {trip}")
     probes_ok = "ok" if values[_PROBES_MAX] <= 1 else "BROKEN"
     print(f"  max probes in flight   {values[_PROBES_MAX]} at once, fleet-wide: {probes_ok}")
-    if closes:
-        close = closes[0]
-        print(
-            f"  heal -> closed         {_seconds(close.at - plan.heal_at)} (a probe every "
-            f"recovery_timeout={CONFIG.recovery_timeout:g} s until "
-            f"{CONFIG.success_threshold} in a row succeed)"
-        )
-        lag = max([0.0] + [last - close.at for last, _ in fleet.done.values()])
-        print(
-            "  fleet resumed          every process admitted calls again within "
-            f"{_seconds(lag)} of the close"
-        )
-    else:
-        print("  heal -> closed         not closed by the end of the run (try a longer --after)")
+    kinds = _write_kinds(fleet.writes, fleet.initial)
+    heal_lines, close = _heal_lines(fleet, plan, kinds)
+    print("\n".join(heal_lines))
     made = values[_OUTAGE_BEFORE_TRIP] + values[_OUTAGE_LATE] + values[_OUTAGE_PROBES]
     spared = values[_REFUSED + OUTAGE]
     print(f"  calls spared           {spared:,} short-circuited during the outage; the downstream")
@@ -486,14 +679,19 @@ def _summary(fleet: _Fleet, plan: _Plan) -> list[str]:
         f"{values[_OUTAGE_LATE]:,} from processes yet to read it, "
         f"{_plural(values[_OUTAGE_PROBES], 'probe')}"
     )
-    print(
-        f"  after the heal         {values[_REFUSED + HEALED]:,} calls short-circuited "
-        "until the probes closed the circuit"
-    )
-    print(
-        f"  store                  {values[_READS]:,} reads, {values[_WRITES]:,} conditional "
-        f"writes ({values[_WRITES_WON]:,} won), {values[_WRITES_HEALTHY]} while healthy"
-    )
+    after, late = values[_REFUSED + HEALED], values[_HEALED_LATE]
+    if close is None:
+        text = f"{after:,} calls short-circuited (the circuit did not close)"
+    else:
+        text = (
+            f"{after:,} calls short-circuited: {after - late:,} before the close, {late:,} "
+            "after it by processes yet to read it"
+        )
+        last = max([last for last, _ in fleet.done.values()], default=0.0)
+        if late and last > close.at:
+            text += f" (the last {_seconds(last - close.at)} after the close)"
+    print("\n".join(_wrap("  after the heal         ", text)))
+    print("\n".join(_store_lines(fleet, plan, values[_READS], kinds)))
     return broken
 
 
@@ -525,6 +723,10 @@ def run(options: Options) -> int:
             flush=True,
         )
         fleet = _Fleet(options, path)
+        try:
+            fleet.initial = store.load(CIRCUIT)
+        except StoreError:
+            fleet.initial = None  # its writes are then reported as "other"
         try:
             for process in fleet.processes:
                 process.start()
