@@ -40,6 +40,7 @@ def rec(epoch: int, **kw: Any) -> Record:
         "opened_at": NOW,
         "retry_at": NOW + 30,
         "failure_count": 3,
+        "updated_at": NOW,
         "expires_at": NOW + 3600.25,
     }
     fields.update(kw)
@@ -168,7 +169,7 @@ def test_given_client_is_used_and_left_open(fault_proxy: FaultProxy, table: str)
     assert store.compare_and_set("c", None, rec(1))
     assert store.load("c") == rec(1)
     store.close()
-    assert fault_proxy.operations() == ["PutItem", "GetItem"]
+    assert fault_proxy.operations() == ["GetItem", "PutItem", "GetItem"]
     assert "Item" in client.get_item(TableName=table, Key={"id": {"S": "c"}})
     assert fault_proxy.connections == 1  # the owner's pooled connection survived close()
 
@@ -183,35 +184,47 @@ def test_reads_are_eventually_consistent_unless_asked(
     assert [body["ConsistentRead"] for body in reads] == [False, True]
 
 
-@pytest.mark.parametrize("expected", [None, 1], ids=["create", "update"])
-def test_compare_and_set_is_one_conditional_put(
-    fault_proxy: FaultProxy, proxied: DynamoDBStore, expected: int | None
-) -> None:
-    """Each compare_and_set, won or lost, is exactly one conditional PutItem."""
-    if expected is not None:
-        proxied.compare_and_set("c", None, rec(1))
+def test_update_is_one_conditional_put(fault_proxy: FaultProxy, proxied: DynamoDBStore) -> None:
+    """Each compare_and_set at an epoch, won or lost, is exactly one conditional PutItem."""
+    proxied.compare_and_set("c", None, rec(1))
     fault_proxy.clear()
-    assert proxied.compare_and_set("c", expected, rec(2)) is True
-    assert proxied.compare_and_set("c", expected, rec(3)) is False
+    assert proxied.compare_and_set("c", 1, rec(2)) is True
+    assert proxied.compare_and_set("c", 1, rec(3)) is False
     assert fault_proxy.operations() == ["PutItem", "PutItem"]
     assert all("ConditionExpression" in body for _, body in fault_proxy.requests)
+
+
+def test_create_reads_consistently_then_puts_only_over_absent(
+    fault_proxy: FaultProxy, proxied: DynamoDBStore
+) -> None:
+    """A create reads the item consistently, and puts (conditionally) only if it reads absent."""
+    assert proxied.compare_and_set("c", None, rec(2)) is True
+    assert proxied.compare_and_set("c", None, rec(3)) is False
+    assert fault_proxy.operations() == ["GetItem", "PutItem", "GetItem"]
+    assert [body.get("ConsistentRead") for _, body in fault_proxy.requests] == [True, None, True]
+    assert "ConditionExpression" in fault_proxy.requests[1][1]
 
 
 @pytest.mark.parametrize("expires_at", [NOW + 600.000001, float(math.floor(NOW) + 600)])
 def test_item_layout(
     dynalite_server: ServerProcess, table: str, raw: Any, expires_at: float
 ) -> None:
-    """One item per circuit: key, epoch, payload text, and the TTL in whole seconds rounded up."""
+    """One item per circuit: key, epoch, payload text, and the expiry in whole seconds rounded
+    up (the record's time to live from the write, on this host's clock)."""
     store = open_store(dynalite_server.endpoint, table, key_prefix="svc#")
     record = rec(7, expires_at=expires_at)
+    before = time.time()
     assert store.compare_and_set("payments", None, record)
+    after = time.time()
     item = raw.get_item(TableName=table, Key={"id": {"S": "svc#payments"}})["Item"]
+    expiration = int(item.pop("expiration")["N"])
     assert item == {
         "id": {"S": "svc#payments"},
         "epoch": {"N": "7"},
         "record": {"S": encode_payload(record)},
-        "expiration": {"N": str(math.ceil(expires_at))},
     }
+    ttl = expires_at - NOW
+    assert math.ceil(before + ttl) <= expiration <= math.ceil(after + ttl)
 
 
 def test_attribute_names_are_configurable(
@@ -259,8 +272,19 @@ def test_names_reads_every_page(
         {"epoch": {"N": "-3"}, "record": {"S": "{}"}, "expiration": LIVE},
         {"epoch": {"S": "12"}, "record": {"S": "{}"}, "expiration": LIVE},
         {"epoch": {"BOOL": True}},
+        {"epoch": {"N": "2.5"}, "record": {"S": encode_payload(rec(2))}, "expiration": LIVE},
+        {"epoch": {"N": "1E+40"}, "record": {"S": encode_payload(rec(2))}, "expiration": LIVE},
+        {"epoch": {"L": [{"N": "3"}]}, "record": {"S": "{}"}, "expiration": LIVE},
     ],
-    ids=["powertools-item", "negative-epoch", "text-epoch", "bool-epoch"],
+    ids=[
+        "powertools-item",
+        "negative-epoch",
+        "text-epoch",
+        "bool-epoch",
+        "fractional-epoch",
+        "epoch-1e40",
+        "list-epoch",
+    ],
 )
 def test_foreign_items_read_absent_and_are_replaceable(
     dynalite_server: ServerProcess,
@@ -345,7 +369,7 @@ def test_retried_write_that_landed_reads_as_won(
     """A write whose answer was lost (5xx after it landed) and retried reports the win."""
     fault_proxy.inject(Fault("PutItem", 500, "InternalServerError", count=1, forward=True))
     assert proxied.compare_and_set("c", None, rec(1)) is True
-    assert fault_proxy.operations() == ["PutItem", "PutItem", "GetItem"]
+    assert fault_proxy.operations() == ["GetItem", "PutItem", "PutItem", "GetItem"]
     assert proxied.load("c") == rec(1)
 
 

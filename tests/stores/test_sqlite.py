@@ -5,12 +5,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fleetbreaker import CircuitBreaker, CircuitState, Config, SQLiteStore, StoreError
 from fleetbreaker._protocol import Record
+from fleetbreaker.stores.base import encode_payload
 from fleetbreaker.testing import FakeClock
 
 RECORD = Record(CircuitState.OPEN, 1, opened_at=1.0, retry_at=2.0, expires_at=time.time() + 3600)
@@ -136,3 +138,44 @@ def test_close_then_reuse_opens_a_new_connection(tmp_path: Path) -> None:
     store.compare_and_set("c", None, RECORD)
     store.close()
     assert store.load("c") == RECORD
+
+
+@pytest.mark.parametrize(
+    "epoch",
+    [b"5", "five", 5.5, 2**63 - 1, -1],
+    ids=["blob", "text", "real", "int64-max", "negative"],
+)
+def test_epoch_not_held_as_a_valid_integer_reads_absent_and_is_replaced(
+    tmp_path: Path, epoch: object
+) -> None:
+    """An epoch held as a BLOB, TEXT or REAL, or an integer out of range, reads as absent and
+    only a create replaces it."""
+    path = tmp_path / "b.db"
+    store = SQLiteStore(path)
+    payload = encode_payload(replace(RECORD, epoch=5))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO fleetbreaker_circuits (name, epoch, payload, expires_at) "
+            "VALUES ('c', ?, ?, 4e9)",
+            (epoch, payload),
+        )
+    conn.close()
+    assert store.load("c") is None
+    assert store.compare_and_set("c", 5, replace(RECORD, epoch=6)) is False
+    assert store.compare_and_set("c", None, RECORD) is True
+    assert store.load("c") == RECORD
+    assert store.compare_and_set("c", None, RECORD) is False
+
+
+def test_expiry_is_kept_on_this_hosts_clock(tmp_path: Path) -> None:
+    """The stored expiry is the write time plus the record's own time to live."""
+    path = tmp_path / "b.db"
+    at = time.time() + 10 * 365 * 24 * 3600  # a writer 10 years ahead
+    record = replace(RECORD, updated_at=at, expires_at=at + 60, opened_at=at, retry_at=at + 1)
+    before = time.time()
+    assert SQLiteStore(path).compare_and_set("c", None, record)
+    after = time.time()
+    with sqlite3.connect(path) as conn:
+        [(expires_at,)] = conn.execute("SELECT expires_at FROM fleetbreaker_circuits").fetchall()
+    conn.close()
+    assert before + 60 <= expires_at <= after + 60
