@@ -168,7 +168,7 @@ def test_record_lives_its_ttl_on_the_stores_clock(harness: Harness, skew: float)
     """A record lives expires_at - updated_at from its write, whatever the writer's clock says."""
     store = harness.client()
     at = time.time() + skew
-    times = {"opened_at": at, "retry_at": at + 30, "updated_at": at}
+    times: dict[str, object] = {"opened_at": at, "retry_at": at + 30, "updated_at": at}
     live = rec(1, **times, expires_at=at + 3600)
     assert store.compare_and_set("live", None, live) is True
     assert store.load("live", consistent=True) == live

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -179,3 +181,47 @@ def test_expiry_is_kept_on_this_hosts_clock(tmp_path: Path) -> None:
         [(expires_at,)] = conn.execute("SELECT expires_at FROM fleetbreaker_circuits").fetchall()
     conn.close()
     assert before + 60 <= expires_at <= after + 60
+
+
+_EXIT_WHILE_IN_USE = """
+import atexit, sys, threading
+atexit.register(lambda: print("atexit handler ran", flush=True))
+from fleetbreaker import CircuitState, SQLiteStore
+from fleetbreaker._protocol import Record
+
+store = SQLiteStore(sys.argv[1])
+busy = threading.Barrier(9)
+
+def work(i):
+    name, rounds = f"c{i}", 0
+    while True:
+        held = store.load(name)
+        epoch = 0 if held is None else held.epoch
+        store.compare_and_set(
+            name, held and epoch, Record(CircuitState.CLOSED, epoch + 1, expires_at=3600.0)
+        )
+        rounds += 1
+        if rounds == 20:
+            busy.wait()
+
+for i in range(8):
+    threading.Thread(target=work, args=(i,), daemon=True).start()
+busy.wait()  # every thread is mid-loop: the main thread exits under them
+"""
+
+
+def test_exit_while_daemon_threads_use_the_store_never_crashes(tmp_path: Path) -> None:
+    """Exiting while daemon threads use the store ends with status 0 and runs atexit handlers."""
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _EXIT_WHILE_IN_USE, str(tmp_path / f"exit-{i}.db")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(20)
+    ]
+    results = [(run.wait(timeout=60), *run.communicate()) for run in runs]
+    crashed = [(status, err[-300:]) for status, out, err in results if status != 0]
+    assert crashed == []
+    assert all("atexit handler ran" in out for _, out, _ in results)

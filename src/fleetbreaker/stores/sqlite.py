@@ -45,7 +45,13 @@ _inherited: list[sqlite3.Connection] = []
 
 class _Connections:
     """This process's connections of one store, one per thread, closed when their thread ends
-    or the store goes away (an unclosed connection would be a ResourceWarning on 3.13+)."""
+    or the store goes away (an unclosed connection would be a ResourceWarning on 3.13+).
+
+    Never closed at interpreter exit: daemon threads (a threading HTTP server, a worker pool)
+    may still be inside a call on them then, and closing a connection under a running call
+    crashes the process (SIGSEGV, and the application's own atexit handlers never run). The
+    OS reclaims them when the process ends.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -55,7 +61,7 @@ class _Connections:
         key = id(conn)
         with self.lock:
             self.by_thread[key] = conn
-        weakref.finalize(threading.current_thread(), self.close, key)
+        _not_at_exit(weakref.finalize(threading.current_thread(), self.close, key))
 
     def close(self, key: int) -> None:
         with self.lock:
@@ -73,6 +79,11 @@ class _Connections:
         with self.lock:
             _inherited.extend(self.by_thread.values())
             self.by_thread = {}
+
+
+def _not_at_exit(finalizer: weakref.finalize) -> weakref.finalize:  # type: ignore[type-arg]
+    finalizer.atexit = False
+    return finalizer
 
 
 class SQLiteStore(KeyValueStore):
@@ -102,7 +113,7 @@ class SQLiteStore(KeyValueStore):
             raise StoreError(f"SQLiteStore: {text!r} is a directory, not a database file")
         self._local = threading.local()
         self._conns = _Connections()
-        self._finalizer = weakref.finalize(self, self._conns.close_all)
+        self._finalizer = _not_at_exit(weakref.finalize(self, self._conns.close_all))
         self._pid = os.getpid()
         reset_after_fork(self)
         try:
