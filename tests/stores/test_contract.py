@@ -169,11 +169,14 @@ def test_record_lives_its_ttl_on_the_stores_clock(harness: Harness, skew: float)
     store = harness.client()
     at = time.time() + skew
     times: dict[str, object] = {"opened_at": at, "retry_at": at + 30, "updated_at": at}
-    live = rec(1, **times, expires_at=at + 3600)
+    live = rec(1, CircuitState.OPEN, **times, expires_at=at + 3600)
     assert store.compare_and_set("live", None, live) is True
     assert store.load("live", consistent=True) == live
     assert store.compare_and_set("live", 1, replace(live, epoch=2)) is True
-    assert store.compare_and_set("dead", None, rec(1, **times, expires_at=at - 1)) is True
+    assert (
+        store.compare_and_set("dead", None, rec(1, CircuitState.OPEN, **times, expires_at=at - 1))
+        is True
+    )
     assert store.load("dead", consistent=True) is None
     assert store.compare_and_set("dead", None, live) is True
 
