@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import sqlite3
 import subprocess
 import sys
@@ -225,3 +226,62 @@ def test_exit_while_daemon_threads_use_the_store_never_crashes(tmp_path: Path) -
     crashed = [(status, err[-300:]) for status, out, err in results if status != 0]
     assert crashed == []
     assert all("atexit handler ran" in out for _, out, _ in results)
+
+
+def _delete_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+_WRITE_IN_A_NEW_PROCESS = """
+import sys
+from fleetbreaker import CircuitState, SQLiteStore
+from fleetbreaker._protocol import Record
+record = Record(CircuitState.OPEN, 7, opened_at=1.0, retry_at=2.0, expires_at=4e9)
+assert SQLiteStore(sys.argv[1]).compare_and_set("c", None, record)
+"""
+
+
+def test_deleted_file_is_noticed_by_every_thread(tmp_path: Path) -> None:
+    """After the file is deleted, a new process and every thread of an old one share a new file."""
+    path = tmp_path / "b.db"
+    old = SQLiteStore(path)
+    fresh = Record(CircuitState.OPEN, 7, opened_at=1.0, retry_at=2.0, expires_at=4e9)
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:  # a connection of its own, kept
+        assert worker.submit(old.compare_and_set, "c", None, RECORD).result()
+        _delete_database(path)
+        subprocess.run([sys.executable, "-c", _WRITE_IN_A_NEW_PROCESS, str(path)], check=True)
+        assert old.load("c") == fresh
+        assert worker.submit(old.load, "c").result() == fresh
+        assert worker.submit(old.compare_and_set, "c", 7, replace(fresh, epoch=8)).result()
+    assert SQLiteStore(path).load("c") == replace(fresh, epoch=8)
+
+
+def test_new_thread_after_the_file_is_deleted_recreates_it(tmp_path: Path) -> None:
+    """A thread that first connects after the file is gone gets a working database, not
+    "no such table"; a store opened later agrees with it."""
+    path = tmp_path / "b.db"
+    old = SQLiteStore(path)
+    assert old.compare_and_set("c", None, RECORD)
+    _delete_database(path)
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:
+        assert worker.submit(old.load, "c").result() is None
+        assert worker.submit(old.compare_and_set, "c", None, RECORD).result() is True
+    other = SQLiteStore(path)
+    assert other.load("c") == RECORD
+    assert other.compare_and_set("c", 1, replace(RECORD, epoch=2)) is True
+    assert old.load("c") == replace(RECORD, epoch=2)
+
+
+def test_file_replaced_by_another_database_is_reopened(tmp_path: Path) -> None:
+    """A restore (the file and its -wal/-shm removed, a backup moved in) is what the next
+    call reads. (Moving a file over the database alone would pair it with the old WAL.)"""
+    path, restored = tmp_path / "b.db", tmp_path / "restore.db"
+    store = SQLiteStore(path)
+    assert store.compare_and_set("c", None, RECORD)
+    backup = SQLiteStore(restored)
+    assert backup.compare_and_set("c", None, replace(RECORD, epoch=5))
+    backup.close()  # the last connection checkpoints the WAL into the file
+    _delete_database(path)
+    restored.replace(path)
+    assert store.load("c") == replace(RECORD, epoch=5)

@@ -81,6 +81,15 @@ class _Connections:
             self.by_thread = {}
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (``None``: none, or it cannot be told)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def _not_at_exit(finalizer: weakref.finalize) -> weakref.finalize:  # type: ignore[type-arg]
     finalizer.atexit = False
     return finalizer
@@ -112,12 +121,14 @@ class SQLiteStore(KeyValueStore):
         if self.path.is_dir():
             raise StoreError(f"SQLiteStore: {text!r} is a directory, not a database file")
         self._local = threading.local()
+        # The file (st_dev, st_ino) whose schema is known to be in place.
+        self._prepared: tuple[int, int] | None = None
         self._conns = _Connections()
         self._finalizer = _not_at_exit(weakref.finalize(self, self._conns.close_all))
         self._pid = os.getpid()
         reset_after_fork(self)
         try:
-            self._prepare()
+            self._conn()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"SQLiteStore: cannot use {text!r} as a fleetbreaker database: {exc}"
@@ -141,15 +152,40 @@ class SQLiteStore(KeyValueStore):
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection to the file now at ``path``.
+
+        A file deleted or replaced under a running fleet (a cleanup, a restore) would split it:
+        new processes on the new file, old ones on the unlinked one, and their new threads on
+        an empty new file without tables. So each call (at most one per cache period and
+        circuit) stats the path, and a thread whose connection is to another file reconnects,
+        creating the schema if the file lacks it; other threads notice on their own next call.
+        """
         if self._pid != os.getpid():  # forked without the at-fork hook (e.g. os.fork in C)
             self._after_fork_in_child()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
+        current = _identity(self.path)
+        held: tuple[sqlite3.Connection, tuple[int, int] | None] | None = getattr(
+            self._local, "held", None
+        )
+        if held is not None:
+            if current is not None and held[1] == current:
+                return held[0]
+            self._local.held = None
+            self._conns.close(id(held[0]))
+        conn = self._connect()
+        try:
+            # Known before connecting if the file existed: if it is replaced in between, the
+            # next call sees a mismatch and reconnects, never the other way round.
+            identity = current or _identity(self.path)
+            if identity is None or identity != self._prepared:
+                self._prepare(conn)
+                self._prepared = identity
+        except BaseException:
+            self._conns.close(id(conn))
+            raise
+        self._local.held = (conn, identity)
         return conn
 
-    def _prepare(self) -> None:
-        conn = self._conn()
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
