@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fleetbreaker._fork import reset_after_fork
-from fleetbreaker.errors import StoreError
+from fleetbreaker.errors import ConfigError, StoreError
 from fleetbreaker.stores.base import KeyValueStore, Stored, Write, store_error
 
 try:
@@ -33,13 +33,16 @@ _ERRORS = (BotoCoreError, ClientError)
 _LOST_RACE = "ConditionalCheckFailedException"
 _TABLE = re.compile(r"(arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/)?[A-Za-z0-9_.-]{3,255}\Z")
 
-# A slow or unreachable DynamoDB must cost a caller about a second or two, not boto3's default
-# 60 s read timeout times several retries: the breaker fails open on a StoreError anyway.
+# A slow, throttling or unreachable DynamoDB must cost a caller one bounded request, not
+# boto3's default 60 s read timeout times several retries with backoff: the breaker fails open
+# on a StoreError anyway, and reads again within a cache period.
 DEFAULT_BOTO_CONFIG = BotoConfig(
     connect_timeout=1.0,
     read_timeout=1.0,
-    retries={"total_max_attempts": 2, "mode": "standard"},
+    retries={"total_max_attempts": 1, "mode": "standard"},
 )
+_MAX_KEY_BYTES = 2048  # DynamoDB's limit on a partition key
+_MAX_NAME_BYTES = 800  # a circuit name: at most 200 characters of up to 4 UTF-8 bytes
 
 # A missing or non-numeric expiry never compares <= :now, so such an item counts as live, as
 # _read reads it.
@@ -75,6 +78,10 @@ def _epoch(attribute: object) -> object:
     return attribute
 
 
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _error_code(exc: BaseException) -> str | None:
     """The AWS error code of a ``ClientError`` (``None`` for transport errors)."""
     if isinstance(exc, ClientError):
@@ -93,8 +100,10 @@ class DynamoDBStore(KeyValueStore):
 
     Give a ``boto3_client``, or let the store build one from ``boto3_session`` (default: boto3's
     default session), ``boto_config`` and ``endpoint_url``. A built client gets 1 s connect and
-    read timeouts and two attempts per call (:data:`DEFAULT_BOTO_CONFIG`); whatever
-    ``boto_config`` sets wins. Reads are eventually consistent unless ``consistent=True``.
+    read timeouts and a single attempt per call, throttling included
+    (:data:`DEFAULT_BOTO_CONFIG`); whatever ``boto_config`` sets wins. Reads are eventually
+    consistent unless ``consistent=True``. :meth:`check_name` bounds ``key_prefix + name`` to
+    a partition key's 2048 bytes.
     """
 
     def __init__(
@@ -131,6 +140,12 @@ class DynamoDBStore(KeyValueStore):
             raise StoreError(f"DynamoDBStore attribute names must all differ, got {attributes}")
         if not isinstance(key_prefix, str):
             raise StoreError(f"DynamoDBStore key_prefix must be text, got {key_prefix!r}")
+        if _utf8_len(key_prefix) > _MAX_KEY_BYTES - _MAX_NAME_BYTES:
+            raise ConfigError(
+                f"DynamoDBStore key_prefix {key_prefix!r:.60} is {_utf8_len(key_prefix)} bytes; "
+                f"it can be at most {_MAX_KEY_BYTES - _MAX_NAME_BYTES} (DynamoDB partition keys "
+                f"hold {_MAX_KEY_BYTES} bytes, and a circuit name may take {_MAX_NAME_BYTES})"
+            )
         if boto_config is not None and not isinstance(boto_config, BotoConfig):
             raise StoreError(
                 f"DynamoDBStore boto_config must be a botocore.config.Config, got {boto_config!r}"
@@ -178,6 +193,15 @@ class DynamoDBStore(KeyValueStore):
         if self._pid != os.getpid():  # forked without the at-fork hook (e.g. os.fork in C)
             self._after_fork_in_child()
         return self._client
+
+    def check_name(self, name: str) -> None:
+        """Raise ``ConfigError`` if ``key_prefix + name`` exceeds a DynamoDB partition key."""
+        size = _utf8_len(self.key_prefix + name)
+        if size > _MAX_KEY_BYTES:
+            raise ConfigError(
+                f"DynamoDBStore: circuit name {name!r:.60} with key_prefix {self.key_prefix!r:.60} "
+                f"is {size} bytes; DynamoDB partition keys hold at most {_MAX_KEY_BYTES}"
+            )
 
     def _key(self, name: str) -> dict[str, dict[str, str]]:
         return {self.key_attr: {"S": self.key_prefix + name}}
@@ -261,10 +285,10 @@ class DynamoDBStore(KeyValueStore):
                 raise self._error("compare_and_set", name, exc) from exc
             if not exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
                 return False
-            # A client configured to retry (a boto_config or boto3_client of the caller's) can
-            # lose to itself: the first attempt landed but its answer was lost (a 5xx or
-            # timeout), and the retry found the new epoch. Only our own item, byte for byte,
-            # means that.
+            # A client configured to retry (the caller's boto_config or boto3_client; the
+            # default makes one attempt) can lose to itself: the first attempt landed but its
+            # answer was lost (a 5xx or timeout), and the retry found the new epoch. Only our
+            # own item, byte for byte, means that.
             stored = self._get(name, consistent=True, operation="compare_and_set")
             return stored is not None and stored.get(self.payload_attr) == {"S": new.payload}
         return True
