@@ -108,6 +108,7 @@ def test_records_round_trip_exactly(harness: Harness, record: Record) -> None:
 def test_any_valid_circuit_name(harness: Harness, name: str) -> None:
     """Circuit names are opaque keys: any printable name up to 200 characters works."""
     store = harness.client()
+    store.check_name(name)
     assert store.compare_and_set(name, None, rec(1))
     assert store.load(name) == rec(1)
     assert name in store.names()
