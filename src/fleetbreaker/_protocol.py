@@ -21,6 +21,8 @@ import enum
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from fleetbreaker._limits import MAX_COUNT, MAX_EPOCH, MAX_TEXT, MAX_TIME
+
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
 
@@ -114,28 +116,35 @@ class Record:
 
     @classmethod
     def from_payload(cls, epoch: int, payload: dict[str, object]) -> Record:
-        """Rebuild a record; raise ``ValueError`` for anything that is not a valid record."""
+        """Rebuild a record; raise ``ValueError`` for anything that is not a valid record.
+
+        A record read from a store is untrusted input: every field is checked against the
+        bounds of :mod:`fleetbreaker._limits`, so that a record that reads as valid can always
+        be written back (a non-finite time, say, could never be encoded again).
+        """
         version = payload.get("v")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ValueError(f"no format version (v) in {payload!r:.200}")
         if version > FORMAT_VERSION:
-            raise ValueError(f"format version {version} is newer than this fleetbreaker knows")
-        state = CircuitState(payload.get("state"))
+            raise ValueError(f"format version {version!r:.20} is newer than this library knows")
+        state = payload.get("state")
+        if not isinstance(state, str):
+            raise ValueError(f"state must be a string, got {state!r:.50}")
         record = cls(
-            state=state,
-            epoch=_int(epoch, "epoch"),
+            state=CircuitState(state),
+            epoch=_int(epoch, "epoch", MAX_EPOCH - 1),
             opened_at=_opt_float(payload.get("opened_at"), "opened_at"),
             retry_at=_opt_float(payload.get("retry_at"), "retry_at"),
             probe_owner=_opt_str(payload.get("probe_owner"), "probe_owner"),
             probe_expires_at=_opt_float(payload.get("probe_expires_at"), "probe_expires_at"),
-            successes=_int(payload.get("successes", 0), "successes"),
-            failure_count=_int(payload.get("failure_count", 0), "failure_count"),
+            successes=_int(payload.get("successes", 0), "successes", MAX_COUNT),
+            failure_count=_int(payload.get("failure_count", 0), "failure_count", MAX_COUNT),
             updated_at=_float(payload.get("updated_at", 0.0), "updated_at"),
             expires_at=_float(payload.get("expires_at", 0.0), "expires_at"),
             reserved_for=_opt_str(payload.get("reserved_for"), "reserved_for"),
             reserved_until=_opt_float(payload.get("reserved_until"), "reserved_until"),
         )
-        if state is CircuitState.OPEN and record.retry_at is None:
+        if record.state is CircuitState.OPEN and record.retry_at is None:
             raise ValueError("an open record has no retry_at")
         if record.probe_owner is not None and record.probe_expires_at is None:
             raise ValueError("a probe claim has no expiry")
@@ -144,15 +153,18 @@ class Record:
         return record
 
 
-def _int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{field} must be a non-negative integer, got {value!r:.50}")
+def _int(value: object, field: str, largest: int) -> int:
+    """An integer in ``[0, largest]``: never a bool, a float or digits as text."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= largest:
+        raise ValueError(f"{field} must be an integer in [0, {largest}], got {value!r:.50}")
     return value
 
 
 def _float(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number, got {value!r:.50}")
+    """A time in ``[0, MAX_TIME]`` (so finite): an int or a float, never a bool or text."""
+    # Compared before float(): an int too large for a float must not raise OverflowError.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_TIME:
+        raise ValueError(f"{field} must be a time in [0, {MAX_TIME:.0f}], got {value!r:.50}")
     return float(value)
 
 
@@ -161,8 +173,8 @@ def _opt_float(value: object, field: str) -> float | None:
 
 
 def _opt_str(value: object, field: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{field} must be a string, got {value!r:.50}")
+    if value is not None and not (isinstance(value, str) and len(value) <= MAX_TEXT):
+        raise ValueError(f"{field} must be text of at most {MAX_TEXT} characters or null")
     return value
 
 

@@ -35,6 +35,9 @@ class Harness:
     factory: Callable[[], Store] | None
     plant_corrupt_payload: Callable[[str, int], None]
     plant_foreign: Callable[[str], None]
+    # plant(name, epoch, payload): a live value as-is; an int epoch in the store's own
+    # encoding for integers (however large), a str or bytes payload as text or binary.
+    plant: Callable[[str, int, str | bytes], None]
     opened: list[Store] = field(default_factory=list)
 
     def client(self) -> Store:
@@ -57,7 +60,10 @@ def memory_harness() -> Iterator[Harness]:
     def foreign(name: str) -> None:
         shared._put_raw(name, "not-a-number", "hello", 4e9)
 
-    harness = Harness("memory", lambda: shared, None, corrupt, foreign)
+    def plant(name: str, epoch: int, payload: str | bytes) -> None:
+        shared._put_raw(name, epoch, payload, 4e9)
+
+    harness = Harness("memory", lambda: shared, None, corrupt, foreign, plant)
     yield harness
     harness.close()
 
@@ -95,7 +101,19 @@ def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
             4e9,
         )
 
-    harness = Harness("sqlite", factory, factory, corrupt, foreign)
+    def plant(name: str, epoch: int, payload: str | bytes) -> None:
+        # An integer SQLite cannot hold goes in as text, which the column stores as REAL.
+        held = epoch if -(2**63) <= epoch < 2**63 else str(epoch)
+        raw(
+            "INSERT OR REPLACE INTO fleetbreaker_circuits (name, epoch, payload, expires_at) "
+            "VALUES (?, ?, ?, ?)",
+            name,
+            held,
+            payload,
+            4e9,
+        )
+
+    harness = Harness("sqlite", factory, factory, corrupt, foreign, plant)
     yield harness
     harness.close()
 
@@ -116,7 +134,11 @@ def _redis_harness(server: ServerProcess) -> Iterator[Harness]:
         raw.delete(prefix + name)
         raw.hset(prefix + name, mapping={"owner": "someone else", "epoch": "7"})
 
-    harness = Harness(server.kind, factory, factory, corrupt, foreign)
+    def plant(name: str, epoch: int, payload: str | bytes) -> None:
+        body = payload if isinstance(payload, bytes) else payload.encode()
+        raw.set(prefix + name, f"{epoch} ".encode() + body, px=3_600_000)
+
+    harness = Harness(server.kind, factory, factory, corrupt, foreign, plant)
     yield harness
     harness.close()
     raw.close()
@@ -151,7 +173,12 @@ def dynamodb_harness(dynalite_server: dynamodb_servers.ServerProcess) -> Iterato
         item = {"epoch": {"S": "twelve"}, "record": {"B": b"\x00\x01"}}
         raw.put_item(TableName=table, Item={"id": {"S": name}, **item, "expiration": {"N": "4e9"}})
 
-    harness = Harness("dynamodb", factory, factory, corrupt, foreign)
+    def plant(name: str, epoch: int, payload: str | bytes) -> None:
+        body = {"B": payload} if isinstance(payload, bytes) else {"S": payload}
+        item = {"epoch": {"N": str(epoch)}, "record": body, "expiration": {"N": "4e9"}}
+        raw.put_item(TableName=table, Item={"id": {"S": name}, **item})
+
+    harness = Harness("dynamodb", factory, factory, corrupt, foreign, plant)
     yield harness
     harness.close()
     raw.delete_table(TableName=table)

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from fleetbreaker import CircuitState, StoreError
+from fleetbreaker import CircuitState, ConfigError, StoreError
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.base import encode_payload
 from fleetbreaker.stores.dynamodb import DynamoDBStore
@@ -40,6 +40,7 @@ def rec(epoch: int, **kw: Any) -> Record:
         "opened_at": NOW,
         "retry_at": NOW + 30,
         "failure_count": 3,
+        "updated_at": NOW,
         "expires_at": NOW + 3600.25,
     }
     fields.update(kw)
@@ -147,10 +148,10 @@ def test_table_arn_is_a_table_name(aws_sandbox: None) -> None:
 
 
 def test_default_client_config_bounds_latency(aws_sandbox: None) -> None:
-    """A built client times out after 1 s (connect, read) and makes at most two attempts."""
+    """A built client times out after 1 s (connect, read) and makes a single attempt."""
     config = DynamoDBStore(table_name="circuits")._client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (1.0, 1.0)
-    assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
 
 
 def test_user_boto_config_wins(aws_sandbox: None) -> None:
@@ -168,7 +169,7 @@ def test_given_client_is_used_and_left_open(fault_proxy: FaultProxy, table: str)
     assert store.compare_and_set("c", None, rec(1))
     assert store.load("c") == rec(1)
     store.close()
-    assert fault_proxy.operations() == ["PutItem", "GetItem"]
+    assert fault_proxy.operations() == ["GetItem", "PutItem", "GetItem"]
     assert "Item" in client.get_item(TableName=table, Key={"id": {"S": "c"}})
     assert fault_proxy.connections == 1  # the owner's pooled connection survived close()
 
@@ -183,35 +184,47 @@ def test_reads_are_eventually_consistent_unless_asked(
     assert [body["ConsistentRead"] for body in reads] == [False, True]
 
 
-@pytest.mark.parametrize("expected", [None, 1], ids=["create", "update"])
-def test_compare_and_set_is_one_conditional_put(
-    fault_proxy: FaultProxy, proxied: DynamoDBStore, expected: int | None
-) -> None:
-    """Each compare_and_set, won or lost, is exactly one conditional PutItem."""
-    if expected is not None:
-        proxied.compare_and_set("c", None, rec(1))
+def test_update_is_one_conditional_put(fault_proxy: FaultProxy, proxied: DynamoDBStore) -> None:
+    """Each compare_and_set at an epoch, won or lost, is exactly one conditional PutItem."""
+    proxied.compare_and_set("c", None, rec(1))
     fault_proxy.clear()
-    assert proxied.compare_and_set("c", expected, rec(2)) is True
-    assert proxied.compare_and_set("c", expected, rec(3)) is False
+    assert proxied.compare_and_set("c", 1, rec(2)) is True
+    assert proxied.compare_and_set("c", 1, rec(3)) is False
     assert fault_proxy.operations() == ["PutItem", "PutItem"]
     assert all("ConditionExpression" in body for _, body in fault_proxy.requests)
+
+
+def test_create_reads_consistently_then_puts_only_over_absent(
+    fault_proxy: FaultProxy, proxied: DynamoDBStore
+) -> None:
+    """A create reads the item consistently, and puts (conditionally) only if it reads absent."""
+    assert proxied.compare_and_set("c", None, rec(2)) is True
+    assert proxied.compare_and_set("c", None, rec(3)) is False
+    assert fault_proxy.operations() == ["GetItem", "PutItem", "GetItem"]
+    assert [body.get("ConsistentRead") for _, body in fault_proxy.requests] == [True, None, True]
+    assert "ConditionExpression" in fault_proxy.requests[1][1]
 
 
 @pytest.mark.parametrize("expires_at", [NOW + 600.000001, float(math.floor(NOW) + 600)])
 def test_item_layout(
     dynalite_server: ServerProcess, table: str, raw: Any, expires_at: float
 ) -> None:
-    """One item per circuit: key, epoch, payload text, and the TTL in whole seconds rounded up."""
+    """One item per circuit: key, epoch, payload text, and the expiry in whole seconds rounded
+    up (the record's time to live from the write, on this host's clock)."""
     store = open_store(dynalite_server.endpoint, table, key_prefix="svc#")
     record = rec(7, expires_at=expires_at)
+    before = time.time()
     assert store.compare_and_set("payments", None, record)
+    after = time.time()
     item = raw.get_item(TableName=table, Key={"id": {"S": "svc#payments"}})["Item"]
+    expiration = int(item.pop("expiration")["N"])
     assert item == {
         "id": {"S": "svc#payments"},
         "epoch": {"N": "7"},
         "record": {"S": encode_payload(record)},
-        "expiration": {"N": str(math.ceil(expires_at))},
     }
+    ttl = expires_at - NOW
+    assert math.ceil(before + ttl) <= expiration <= math.ceil(after + ttl)
 
 
 def test_attribute_names_are_configurable(
@@ -226,6 +239,40 @@ def test_attribute_names_are_configurable(
     assert store.load("c") == rec(1)
     assert store.compare_and_set("c", 1, rec(2, expires_at=NOW - 1))
     assert store.load("c") is None
+
+
+def test_long_key_prefix_is_refused(aws_sandbox: None) -> None:
+    """A key_prefix leaving less than 800 bytes for a circuit name is a ConfigError."""
+    DynamoDBStore(table_name="circuits", key_prefix="p" * 1248)
+    with pytest.raises(
+        ConfigError, match=r"key_prefix 'ppp.* is 1249 bytes; it can be at most 1248"
+    ):
+        DynamoDBStore(table_name="circuits", key_prefix="p" * 1249)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "name", "fits"),
+    [
+        ("", "x" * 2048, True),
+        ("", "x" * 2049, False),
+        ("svc#", "é" * 1022, True),
+        ("svc#", "é" * 1023, False),
+    ],
+    ids=["2048-bytes", "2049-bytes", "prefix-and-unicode-fit", "prefix-and-unicode-too-long"],
+)
+def test_check_name_bounds_the_partition_key(
+    aws_sandbox: None, prefix: str, name: str, fits: bool
+) -> None:
+    """check_name refuses a name whose key (prefix + name, UTF-8) exceeds 2048 bytes."""
+    store = DynamoDBStore(table_name="circuits", key_prefix=prefix)
+    if fits:
+        store.check_name(name)
+        return
+    size = len((prefix + name).encode())
+    with pytest.raises(
+        ConfigError, match=rf"with key_prefix '{prefix}' is {size} bytes; .* at most 2048"
+    ):
+        store.check_name(name)
 
 
 def test_key_prefix_separates_namespaces(dynalite_server: ServerProcess, table: str) -> None:
@@ -259,8 +306,19 @@ def test_names_reads_every_page(
         {"epoch": {"N": "-3"}, "record": {"S": "{}"}, "expiration": LIVE},
         {"epoch": {"S": "12"}, "record": {"S": "{}"}, "expiration": LIVE},
         {"epoch": {"BOOL": True}},
+        {"epoch": {"N": "2.5"}, "record": {"S": encode_payload(rec(2))}, "expiration": LIVE},
+        {"epoch": {"N": "1E+40"}, "record": {"S": encode_payload(rec(2))}, "expiration": LIVE},
+        {"epoch": {"L": [{"N": "3"}]}, "record": {"S": "{}"}, "expiration": LIVE},
     ],
-    ids=["powertools-item", "negative-epoch", "text-epoch", "bool-epoch"],
+    ids=[
+        "powertools-item",
+        "negative-epoch",
+        "text-epoch",
+        "bool-epoch",
+        "fractional-epoch",
+        "epoch-1e40",
+        "list-epoch",
+    ],
 )
 def test_foreign_items_read_absent_and_are_replaceable(
     dynalite_server: ServerProcess,
@@ -339,24 +397,51 @@ def test_errors_name_operation_table_and_aws_code(dynalite_server: ServerProcess
         assert "ResourceNotFoundException" in text
 
 
-def test_retried_write_that_landed_reads_as_won(
+@pytest.fixture
+def retrying(fault_proxy: FaultProxy, table: str) -> Any:
+    """A store whose client retries (the caller's boto_config), through the fault proxy."""
+    retries = BotoConfig(retries={"total_max_attempts": 2, "mode": "standard"})
+    store = open_store(fault_proxy.endpoint, table, boto_config=retries)
+    yield store
+    store.close()
+
+
+def test_default_client_does_not_retry_a_lost_answer(
     fault_proxy: FaultProxy, proxied: DynamoDBStore
 ) -> None:
-    """A write whose answer was lost (5xx after it landed) and retried reports the win."""
+    """With the default single attempt, a write whose answer was lost is a StoreError."""
     fault_proxy.inject(Fault("PutItem", 500, "InternalServerError", count=1, forward=True))
-    assert proxied.compare_and_set("c", None, rec(1)) is True
-    assert fault_proxy.operations() == ["PutItem", "PutItem", "GetItem"]
-    assert proxied.load("c") == rec(1)
+    with pytest.raises(StoreError, match="InternalServerError"):
+        proxied.compare_and_set("c", None, rec(1))
+    assert fault_proxy.operations() == ["GetItem", "PutItem"]
+    assert proxied.load("c") == rec(1)  # it landed: the breaker's next read sees it
+
+
+@pytest.mark.parametrize("expected", [None, 1], ids=["create", "update"])
+def test_retried_write_that_landed_reads_as_won(
+    fault_proxy: FaultProxy, retrying: DynamoDBStore, expected: int | None
+) -> None:
+    """A retrying client's write whose answer was lost (5xx after it landed) reports the win."""
+    if expected is not None:
+        assert retrying.compare_and_set("c", None, rec(1))
+    fault_proxy.clear()
+    fault_proxy.inject(Fault("PutItem", 500, "InternalServerError", count=1, forward=True))
+    assert retrying.compare_and_set("c", expected, rec(2)) is True
+    assert fault_proxy.operations()[-3:] == ["PutItem", "PutItem", "GetItem"]
+    assert retrying.load("c") == rec(2)
 
 
 def test_retried_write_that_lost_to_another_reads_as_lost(
-    fault_proxy: FaultProxy, proxied: DynamoDBStore
+    fault_proxy: FaultProxy, retrying: DynamoDBStore
 ) -> None:
     """A retried write that finds another writer's record still reports the loss."""
-    assert proxied.compare_and_set("c", None, rec(1))
+    assert retrying.compare_and_set("c", None, rec(1))
+    assert retrying.compare_and_set("c", 1, rec(2))  # another writer got there first
+    fault_proxy.clear()
     fault_proxy.inject(Fault("PutItem", 500, "InternalServerError", count=1))
-    assert proxied.compare_and_set("c", None, rec(1, failure_count=9)) is False
-    assert proxied.load("c") == rec(1)
+    assert retrying.compare_and_set("c", 1, rec(2, failure_count=9)) is False
+    assert fault_proxy.operations() == ["PutItem", "PutItem", "GetItem"]
+    assert retrying.load("c") == rec(2)
 
 
 def test_create_table_on_demand_with_ttl(moto_server: ServerProcess) -> None:

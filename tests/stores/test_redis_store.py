@@ -188,6 +188,18 @@ def test_value_is_epoch_and_payload_with_a_ttl_refreshed_on_write(
     assert admin.exists(prefix + "c") == 0
 
 
+def test_ttl_comes_from_the_record_not_the_writers_clock(
+    store: RedisStore, admin: redis.Redis, prefix: str
+) -> None:
+    """A writer whose clock is 10 years behind still sets PX to the record's own 60 s."""
+    at = time.time() - 10 * 365 * 24 * 3600
+    record = Record(
+        CircuitState.OPEN, 1, opened_at=at, retry_at=at + 30, updated_at=at, expires_at=at + 60
+    )
+    assert store.compare_and_set("c", None, record)
+    assert 58_000 < admin.pttl(prefix + "c") <= 60_000
+
+
 @pytest.mark.parametrize(
     "plant",
     [
@@ -235,6 +247,39 @@ def test_epoch_with_leading_zeros_matches_its_number(
     assert loaded is not None
     assert loaded.epoch == 7
     assert store.compare_and_set("c", 7, rec(8)) is True
+
+
+@pytest.mark.parametrize(
+    ("head", "reads_as"),
+    [("0" * 30 + "12", 12), ("9" * 17, None), ("9007199254740991", None), ("0", 0)],
+    ids=["many-leading-zeros", "17-digits", "max-epoch", "zero"],
+)
+def test_epoch_head_reads_as_the_script_matches_it(
+    store: RedisStore, admin: redis.Redis, prefix: str, head: str, reads_as: int | None
+) -> None:
+    """Leading zeros are dropped by reader and script alike; an epoch out of range is absent."""
+    admin.set(prefix + "c", f"{head} {encode_payload(rec(3))}")
+    loaded = store.load("c")
+    if reads_as is None:
+        assert loaded is None
+        assert store.compare_and_set("c", None, rec(1)) is True
+    else:
+        assert loaded is not None
+        assert loaded.epoch == reads_as
+        assert store.compare_and_set("c", None, rec(1)) is False
+        assert store.compare_and_set("c", reads_as, rec(reads_as + 1)) is True
+
+
+def test_long_digit_runs_read_quickly_as_foreign(
+    store: RedisStore, admin: redis.Redis, prefix: str
+) -> None:
+    """A value of a million digits (no epoch head) is read and replaced without a stall."""
+    admin.set(prefix + "c", "0" * 1_000_000)
+    started = time.monotonic()
+    assert store.load("c") is None
+    assert store.compare_and_set("c", 5, rec(6)) is False
+    assert store.compare_and_set("c", None, rec(1)) is True
+    assert time.monotonic() - started < 2
 
 
 def test_names_scans_only_its_prefix_taken_literally(

@@ -15,9 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fleetbreaker._fork import reset_after_fork
-from fleetbreaker._protocol import Record
-from fleetbreaker.errors import StoreError
-from fleetbreaker.stores.base import Store, decode_record, encode_payload, store_error
+from fleetbreaker.errors import ConfigError, StoreError
+from fleetbreaker.stores.base import KeyValueStore, Stored, Write, store_error
 
 try:
     import boto3
@@ -34,20 +33,20 @@ _ERRORS = (BotoCoreError, ClientError)
 _LOST_RACE = "ConditionalCheckFailedException"
 _TABLE = re.compile(r"(arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/)?[A-Za-z0-9_.-]{3,255}\Z")
 
-# A slow or unreachable DynamoDB must cost a caller about a second or two, not boto3's default
-# 60 s read timeout times several retries: the breaker fails open on a StoreError anyway.
+# A slow, throttling or unreachable DynamoDB must cost a caller one bounded request, not
+# boto3's default 60 s read timeout times several retries with backoff: the breaker fails open
+# on a StoreError anyway, and reads again within a cache period.
 DEFAULT_BOTO_CONFIG = BotoConfig(
     connect_timeout=1.0,
     read_timeout=1.0,
-    retries={"total_max_attempts": 2, "mode": "standard"},
+    retries={"total_max_attempts": 1, "mode": "standard"},
 )
+_MAX_KEY_BYTES = 2048  # DynamoDB's limit on a partition key
+_MAX_NAME_BYTES = 800  # a circuit name: at most 200 characters of up to 4 UTF-8 bytes
 
-# compare_and_set(name, None, ...) may replace anything load() reads as None: no item, an
-# expired one (DynamoDB's TTL deletes lazily) or one without a readable epoch (not a number, or
-# negative; a fractional epoch cannot be told apart in a condition, and no writer makes one).
-_IF_ABSENT = "attribute_not_exists(#k) OR #x <= :now OR NOT attribute_type(#e, :n) OR #e < :zero"
-# A missing or non-numeric expiry never compares <= :now, so such a record counts as live, as
-# load() reads it.
+# A missing or non-numeric expiry never compares <= :now, so such an item counts as live, as
+# _read reads it.
+_IF_NONE_LIVE = "attribute_not_exists(#k) OR #x <= :now"
 _IF_AT_EPOCH = "#e = :expected AND NOT #x <= :now"
 
 
@@ -55,14 +54,32 @@ def _n(value: object) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _number(attribute: object) -> object:
-    """A DynamoDB number attribute as a Decimal; anything else unchanged (and unreadable)."""
+def _number(attribute: object) -> Decimal | None:
+    """A DynamoDB number attribute as a Decimal, or ``None``."""
     if isinstance(attribute, dict) and isinstance(attribute.get("N"), str):
         try:
             return Decimal(attribute["N"])
         except InvalidOperation:
-            return attribute
+            return None
+    return None
+
+
+def _epoch(attribute: object) -> object:
+    """The canonical epoch, an integral number, as an ``int``; anything else as held."""
+    number = _number(attribute)
+    # adjusted() bounds the digits first: 1E+125 is a valid DynamoDB number, not an int to build.
+    if (
+        number is not None
+        and number.is_finite()
+        and number.adjusted() < 20
+        and number == number.to_integral_value()
+    ):
+        return int(number)
     return attribute
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _error_code(exc: BaseException) -> str | None:
@@ -73,7 +90,7 @@ def _error_code(exc: BaseException) -> str | None:
     return None
 
 
-class DynamoDBStore(Store):
+class DynamoDBStore(KeyValueStore):
     """A store in one DynamoDB table, one item per circuit: shared by a whole fleet.
 
     The table needs a string partition key (``key_attr``, default ``id``), TTL on
@@ -83,8 +100,10 @@ class DynamoDBStore(Store):
 
     Give a ``boto3_client``, or let the store build one from ``boto3_session`` (default: boto3's
     default session), ``boto_config`` and ``endpoint_url``. A built client gets 1 s connect and
-    read timeouts and two attempts per call (:data:`DEFAULT_BOTO_CONFIG`); whatever
-    ``boto_config`` sets wins. Reads are eventually consistent unless ``consistent=True``.
+    read timeouts and a single attempt per call, throttling included
+    (:data:`DEFAULT_BOTO_CONFIG`); whatever ``boto_config`` sets wins. Reads are eventually
+    consistent unless ``consistent=True``. :meth:`check_name` bounds ``key_prefix + name`` to
+    a partition key's 2048 bytes.
     """
 
     def __init__(
@@ -121,6 +140,12 @@ class DynamoDBStore(Store):
             raise StoreError(f"DynamoDBStore attribute names must all differ, got {attributes}")
         if not isinstance(key_prefix, str):
             raise StoreError(f"DynamoDBStore key_prefix must be text, got {key_prefix!r}")
+        if _utf8_len(key_prefix) > _MAX_KEY_BYTES - _MAX_NAME_BYTES:
+            raise ConfigError(
+                f"DynamoDBStore key_prefix {key_prefix!r:.60} is {_utf8_len(key_prefix)} bytes; "
+                f"it can be at most {_MAX_KEY_BYTES - _MAX_NAME_BYTES} (DynamoDB partition keys "
+                f"hold {_MAX_KEY_BYTES} bytes, and a circuit name may take {_MAX_NAME_BYTES})"
+            )
         if boto_config is not None and not isinstance(boto_config, BotoConfig):
             raise StoreError(
                 f"DynamoDBStore boto_config must be a botocore.config.Config, got {boto_config!r}"
@@ -169,6 +194,15 @@ class DynamoDBStore(Store):
             self._after_fork_in_child()
         return self._client
 
+    def check_name(self, name: str) -> None:
+        """Raise ``ConfigError`` if ``key_prefix + name`` exceeds a DynamoDB partition key."""
+        size = _utf8_len(self.key_prefix + name)
+        if size > _MAX_KEY_BYTES:
+            raise ConfigError(
+                f"DynamoDBStore: circuit name {name!r:.60} with key_prefix {self.key_prefix!r:.60} "
+                f"is {size} bytes; DynamoDB partition keys hold at most {_MAX_KEY_BYTES}"
+            )
+
     def _key(self, name: str) -> dict[str, dict[str, str]]:
         return {self.key_attr: {"S": self.key_prefix + name}}
 
@@ -185,46 +219,64 @@ class DynamoDBStore(Store):
         item: dict[str, Any] | None = response.get("Item")
         return item
 
-    def _live(self, item: dict[str, Any] | None) -> bool:
+    def _read(self, name: str, *, consistent: bool, operation: str = "load") -> Stored | None:
+        item = self._get(name, consistent=consistent, operation=operation)
         if item is None:
-            return False
-        expiry = _number(item.get(self.expiry_attr))
-        return not (isinstance(expiry, Decimal) and expiry <= time.time())
-
-    def load(self, name: str, *, consistent: bool = False) -> Record | None:
-        item = self._get(name, consistent=consistent, operation="load")
-        if item is None or not self._live(item):
             return None
+        expiry = _number(item.get(self.expiry_attr))
+        if expiry is not None and expiry <= Decimal(repr(time.time())):
+            return None  # DynamoDB's TTL deletes lazily: an expired item may still be there
+        epoch = item.get(self.epoch_attr)
         payload = item.get(self.payload_attr)
         if isinstance(payload, dict) and isinstance(payload.get("S"), str):
             payload = payload["S"]
-        return decode_record(self._label, name, _number(item.get(self.epoch_attr)), payload)
+        return Stored(_epoch(epoch), payload, held=epoch)
 
-    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
-        payload = encode_payload(record)
+    def _write_at(self, name: str, epoch: int, new: Write) -> bool:
+        names = {"#e": self.epoch_attr}
+        return self._put(name, new, _IF_AT_EPOCH, names, {":expected": _n(epoch)})
+
+    def _write_over(self, name: str, replacing: Stored | None, new: Write) -> bool:
+        names, values = {"#k": self.key_attr}, {}
+        condition = _IF_NONE_LIVE
+        if replacing is not None:
+            names["#e"] = self.epoch_attr
+            held = replacing.held
+            if isinstance(held, dict) and "N" in held:
+                # A number that reads as foreign (out of range, fractional): this very number.
+                condition += " OR #e = :held"
+                values[":held"] = held
+            elif isinstance(held, dict) and len(held) == 1:
+                # Every value of another type reads as foreign: the type says it all.
+                condition += " OR attribute_type(#e, :type)"
+                values[":type"] = {"S": next(iter(held))}
+            else:
+                condition += " OR attribute_not_exists(#e)"
+        return self._put(name, new, condition, names, values)
+
+    def _put(
+        self,
+        name: str,
+        new: Write,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, dict[str, Any]],
+    ) -> bool:
+        now = time.time()
         item = {
             **self._key(name),
-            self.epoch_attr: _n(record.epoch),
-            self.payload_attr: {"S": payload},
+            self.epoch_attr: _n(new.epoch),
+            self.payload_attr: {"S": new.payload},
             # TTL wants whole seconds; rounding up never reaps a record before its time.
-            self.expiry_attr: _n(math.ceil(record.expires_at)),
+            self.expiry_attr: _n(math.ceil(now + new.ttl)),
         }
-        names = {"#e": self.epoch_attr, "#x": self.expiry_attr}
-        values = {":now": _n(repr(time.time()))}
-        if expected_epoch is None:
-            condition = _IF_ABSENT
-            names["#k"] = self.key_attr
-            values.update({":n": {"S": "N"}, ":zero": _n(0)})
-        else:
-            condition = _IF_AT_EPOCH
-            values[":expected"] = _n(expected_epoch)
         try:
             self._api().put_item(
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeNames={**names, "#x": self.expiry_attr},
+                ExpressionAttributeValues={**values, ":now": _n(repr(now))},
             )
         except BotoCoreError as exc:
             raise self._error("compare_and_set", name, exc) from exc
@@ -233,11 +285,12 @@ class DynamoDBStore(Store):
                 raise self._error("compare_and_set", name, exc) from exc
             if not exc.response.get("ResponseMetadata", {}).get("RetryAttempts"):
                 return False
-            # A retried write can lose to itself: the first attempt landed but its answer was
-            # lost (a 5xx or timeout), and the retry found the new epoch. Only our own item,
-            # byte for byte, means that.
+            # A client configured to retry (the caller's boto_config or boto3_client; the
+            # default makes one attempt) can lose to itself: the first attempt landed but its
+            # answer was lost (a 5xx or timeout), and the retry found the new epoch. Only our
+            # own item, byte for byte, means that.
             stored = self._get(name, consistent=True, operation="compare_and_set")
-            return stored is not None and stored.get(self.payload_attr) == {"S": payload}
+            return stored is not None and stored.get(self.payload_attr) == {"S": new.payload}
         return True
 
     def names(self) -> list[str]:

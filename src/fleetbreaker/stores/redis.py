@@ -1,19 +1,21 @@
 """RedisStore: circuits shared through Redis or Valkey, with redis-py (sync and asyncio).
 
 Each circuit is one string key, ``prefix + name``, holding ``"<epoch> <payload>"`` with a TTL
-set from ``record.expires_at`` on every write. ``compare_and_set`` is one Lua script
-(``redis_cas.lua``) run with EVALSHA; redis-py re-sends it on NOSCRIPT (after a restart,
-failover or SCRIPT FLUSH). Scripts and reads touch a single key, so Redis Cluster is fine.
+(``PX``) of the record's :func:`~fleetbreaker.stores.base.record_ttl`, set on every write and
+counted by the server. The canonical epoch is the ``<digits> `` head, leading zeros dropped as
+the script drops them. Conditional writes are one Lua script (``redis_cas.lua``) run with
+EVALSHA; redis-py re-sends it on NOSCRIPT (after a restart, failover or SCRIPT FLUSH). Scripts
+and reads touch a single key, so Redis Cluster is fine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import math
 import re
 import threading
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -30,9 +32,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("RedisStore needs redis-py: pip install 'fleetbreaker[redis]'") from exc
 
 from fleetbreaker._fork import reset_after_fork
-from fleetbreaker._protocol import Record
+from fleetbreaker._limits import MAX_EPOCH
 from fleetbreaker.errors import ConfigError, StoreError
-from fleetbreaker.stores.base import Store, decode_record, encode_payload
+from fleetbreaker.stores.base import KeyValueStore, Stored, Write
 
 __all__ = ["DEFAULT_PREFIX", "RedisStore"]
 
@@ -42,12 +44,14 @@ _TIMEOUT_S = 0.25
 _CAS_LUA = resources.files("fleetbreaker.stores").joinpath("redis_cas.lua").read_text("utf-8")
 # redis-py speaks to Valkey too; accept Valkey's own URL schemes for it.
 _SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}
+_EPOCH_DIGITS = len(str(MAX_EPOCH))
+_ANOTHER_TYPE = "(another type)"  # what the script compares for a hash, list, set...
 
 SyncClient: TypeAlias = "redis.Redis | redis.RedisCluster"
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 
 
-class RedisStore(Store):
+class RedisStore(KeyValueStore):
     """A store in Redis or Valkey: one key per circuit, compare-and-set by a Lua script.
 
     Build it with :meth:`from_url` (the store makes bounded-latency clients: 250 ms socket
@@ -155,20 +159,34 @@ class RedisStore(Store):
             raise StoreError(f"{self._label} has only an async client: use aload/acompare_and_set")
         return self._client, self._script
 
-    def load(self, name: str, *, consistent: bool = False) -> Record | None:  # noqa: ARG002
+    def _read(
+        self,
+        name: str,
+        *,
+        consistent: bool,  # noqa: ARG002 - one primary: reads are consistent
+        operation: str = "load",
+    ) -> Stored | None:
         client, _ = self._sync()
         try:
             raw = client.get(self._key(name))
         except redis.ResponseError as exc:
-            return self._read_wrongtype(name, exc)
+            return self._another_type(name, operation, exc)
         except Exception as exc:
-            raise self._error("load", name, exc) from exc
-        return self._decode(name, raw)
+            raise self._error(operation, name, exc) from exc
+        return self._stored(name, operation, raw)
 
-    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+    def _write_at(self, name: str, epoch: int, new: Write) -> bool:
         _, script = self._sync()
         try:
-            reply = script(keys=[self._key(name)], args=_cas_args(expected_epoch, record))
+            reply = script(keys=[self._key(name)], args=_at_args(epoch, new))
+        except Exception as exc:
+            raise self._error("compare_and_set", name, exc) from exc
+        return self._written(name, reply)
+
+    def _write_over(self, name: str, replacing: Stored | None, new: Write) -> bool:
+        _, script = self._sync()
+        try:
+            reply = script(keys=[self._key(name)], args=_over_args(replacing, new))
         except Exception as exc:
             raise self._error("compare_and_set", name, exc) from exc
         return self._written(name, reply)
@@ -185,26 +203,36 @@ class RedisStore(Store):
         except Exception as exc:
             raise self._error("names", "*", exc) from exc
 
-    async def aload(self, name: str, *, consistent: bool = False) -> Record | None:
+    async def _aread(
+        self, name: str, *, consistent: bool, operation: str = "load"
+    ) -> Stored | None:
         found = await self._async()
         if found is None:
-            return await super().aload(name, consistent=consistent)
+            return await super()._aread(name, consistent=consistent, operation=operation)
         client, _ = found
         try:
             raw = await client.get(self._key(name))
         except redis.ResponseError as exc:
-            return self._read_wrongtype(name, exc)
+            return self._another_type(name, operation, exc)
         except Exception as exc:
-            raise self._error("load", name, exc) from exc
-        return self._decode(name, raw)
+            raise self._error(operation, name, exc) from exc
+        return self._stored(name, operation, raw)
 
-    async def acompare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+    async def _awrite_at(self, name: str, epoch: int, new: Write) -> bool:
         found = await self._async()
         if found is None:
-            return await super().acompare_and_set(name, expected_epoch, record)
-        _, script = found
+            return await super()._awrite_at(name, epoch, new)
+        return await self._ascript(name, found[1], _at_args(epoch, new))
+
+    async def _awrite_over(self, name: str, replacing: Stored | None, new: Write) -> bool:
+        found = await self._async()
+        if found is None:
+            return await super()._awrite_over(name, replacing, new)
+        return await self._ascript(name, found[1], _over_args(replacing, new))
+
+    async def _ascript(self, name: str, script: AsyncScript, args: list[str | int]) -> bool:
         try:
-            reply = await script(keys=[self._key(name)], args=_cas_args(expected_epoch, record))
+            reply = await script(keys=[self._key(name)], args=args)
         except Exception as exc:
             raise self._error("compare_and_set", name, exc) from exc
         return self._written(name, reply)
@@ -231,23 +259,29 @@ class RedisStore(Store):
         with self._lock:
             self._loop_clients.pop(loop, None)
 
-    def _decode(self, name: str, raw: object) -> Record | None:
+    def _stored(self, name: str, operation: str, raw: object) -> Stored | None:
         if raw is None:
             return None
         if isinstance(raw, str):  # a user's client with decode_responses=True
             raw = raw.encode()
         if not isinstance(raw, bytes):
             raise StoreError(
-                f"{self._label}: load of circuit {name!r}: unexpected reply {raw!r:.80}"
+                f"{self._label}: {operation} of circuit {name!r}: unexpected reply {raw!r:.80}"
             )
-        head, sep, payload = raw.partition(b" ")
-        return decode_record(self._label, name, head if sep else None, payload)
+        # The epoch head as redis_cas.lua reads it: ASCII digits up to the first space, leading
+        # zeros dropped. More digits than MAX_EPOCH has is out of range: never made an int.
+        head, space, payload = raw.partition(b" ")
+        if not (space and head.isdigit()):
+            return Stored(head[:40], raw, held=raw)
+        digits = head.lstrip(b"0") or b"0"
+        epoch = int(digits) if len(digits) <= _EPOCH_DIGITS else head[:40]
+        return Stored(epoch, payload, held=raw)
 
-    def _read_wrongtype(self, name: str, exc: redis.ResponseError) -> Record | None:
+    def _another_type(self, name: str, operation: str, exc: redis.ResponseError) -> Stored:
         if not str(exc).startswith("WRONGTYPE"):
-            raise self._error("load", name, exc) from exc
+            raise self._error(operation, name, exc) from exc
         # Someone else's hash, list or set under the key: the contract's foreign value.
-        return decode_record(self._label, name, "(a non-string Redis value)", None)
+        return Stored("(a non-string Redis value)", None, held=_ANOTHER_TYPE)
 
     def _written(self, name: str, reply: object) -> bool:
         if reply in (0, 1) and not isinstance(reply, bool):
@@ -300,11 +334,24 @@ def _hint(exc: Exception) -> str:
     return "unexpected error or reply"
 
 
-def _cas_args(expected_epoch: int | None, record: Record) -> list[str | int]:
-    # A relative TTL counts on the server's clock from arrival, so server clock skew is moot.
-    ttl_ms = math.ceil((record.expires_at - time.time()) * 1000)
-    expected = "" if expected_epoch is None else str(expected_epoch)
-    return [expected, str(record.epoch), encode_payload(record), ttl_ms]
+def _ttl_ms(new: Write) -> int:
+    # A relative TTL counts on the server's clock from arrival: no clock but the server's.
+    return math.ceil(new.ttl * 1000)
+
+
+def _at_args(epoch: int, new: Write) -> list[str | int]:
+    return ["at", str(epoch), str(new.epoch), new.payload, _ttl_ms(new)]
+
+
+def _over_args(replacing: Stored | None, new: Write) -> list[str | int]:
+    if replacing is None:
+        seen = ""  # never a SHA-1: only "no key" matches
+    elif isinstance(replacing.held, bytes):
+        # A digest, not the value itself: someone else's value may be large.
+        seen = hashlib.sha1(replacing.held, usedforsecurity=False).hexdigest()
+    else:
+        seen = _ANOTHER_TYPE
+    return ["over", seen, str(new.epoch), new.payload, _ttl_ms(new)]
 
 
 def _check_prefix(prefix: object) -> str:

@@ -10,9 +10,8 @@ import weakref
 from pathlib import Path
 
 from fleetbreaker._fork import reset_after_fork
-from fleetbreaker._protocol import Record
 from fleetbreaker.errors import StoreError
-from fleetbreaker.stores.base import Store, decode_record, encode_payload, store_error
+from fleetbreaker.stores.base import KeyValueStore, Stored, Write, store_error
 
 __all__ = ["SQLiteStore"]
 
@@ -20,16 +19,22 @@ _SCHEMA_VERSION = "1"
 _TABLE = "fleetbreaker_circuits"
 
 # Each write is one statement in autocommit mode, so it takes the write lock for itself: no
-# read-then-write transaction that SQLite would refuse to upgrade ("database is locked").
-_CREATE_IF_ABSENT = f"""
-INSERT INTO {_TABLE} (name, epoch, payload, expires_at) VALUES (?, ?, ?, ?)
+# read-then-write transaction that SQLite would refuse to upgrade ("database is locked"). The
+# canonical epoch is an INTEGER; any other storage class reads as someone else's value.
+_SELECT = f"SELECT epoch, payload, expires_at FROM {_TABLE} WHERE name = ?"  # noqa: S608
+_UPDATE_AT_EPOCH = f"""
+UPDATE {_TABLE} SET epoch = :epoch, payload = :payload, expires_at = :expires_at
+WHERE name = :name AND typeof(epoch) = 'integer' AND epoch = :expected AND expires_at > :now
+"""  # noqa: S608 - constant table name, values are bound
+# A non-numeric expiry never compares <= :now (text sorts after numbers): such a row is live,
+# as _read reads it. The held epoch is matched with its storage class.
+_CREATE_OVER = f"""
+INSERT INTO {_TABLE} (name, epoch, payload, expires_at)
+VALUES (:name, :epoch, :payload, :expires_at)
 ON CONFLICT (name) DO UPDATE SET
     epoch = excluded.epoch, payload = excluded.payload, expires_at = excluded.expires_at
-WHERE {_TABLE}.expires_at <= ? OR typeof({_TABLE}.epoch) != 'integer' OR {_TABLE}.epoch < 0
-"""  # noqa: S608 - constant table name, values are bound
-_UPDATE_AT_EPOCH = f"""
-UPDATE {_TABLE} SET epoch = ?, payload = ?, expires_at = ?
-WHERE name = ? AND typeof(epoch) = 'integer' AND epoch = ? AND expires_at > ?
+WHERE {_TABLE}.expires_at <= :now
+    OR (:replacing AND typeof({_TABLE}.epoch) = typeof(:held) AND {_TABLE}.epoch IS :held)
 """  # noqa: S608
 
 
@@ -40,7 +45,13 @@ _inherited: list[sqlite3.Connection] = []
 
 class _Connections:
     """This process's connections of one store, one per thread, closed when their thread ends
-    or the store goes away (an unclosed connection would be a ResourceWarning on 3.13+)."""
+    or the store goes away (an unclosed connection would be a ResourceWarning on 3.13+).
+
+    Never closed at interpreter exit: daemon threads (a threading HTTP server, a worker pool)
+    may still be inside a call on them then, and closing a connection under a running call
+    crashes the process (SIGSEGV, and the application's own atexit handlers never run). The
+    OS reclaims them when the process ends.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -50,7 +61,7 @@ class _Connections:
         key = id(conn)
         with self.lock:
             self.by_thread[key] = conn
-        weakref.finalize(threading.current_thread(), self.close, key)
+        _not_at_exit(weakref.finalize(threading.current_thread(), self.close, key))
 
     def close(self, key: int) -> None:
         with self.lock:
@@ -70,7 +81,21 @@ class _Connections:
             self.by_thread = {}
 
 
-class SQLiteStore(Store):
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (``None``: none, or it cannot be told)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _not_at_exit(finalizer: weakref.finalize) -> weakref.finalize:  # type: ignore[type-arg]
+    finalizer.atexit = False
+    return finalizer
+
+
+class SQLiteStore(KeyValueStore):
     """A store in one SQLite file, safe across the processes and threads of one host.
 
     ``timeout`` bounds how long a call waits for another writer's lock before it fails with
@@ -89,18 +114,21 @@ class SQLiteStore(Store):
         if not (isinstance(timeout, int | float) and 0 < timeout <= 60):
             raise StoreError(f"SQLiteStore timeout must be seconds in (0, 60], got {timeout!r}")
         self.path = Path(text)
+        self._label = "SQLiteStore"
         self._timeout = float(timeout)
         if not self.path.parent.is_dir():
             raise StoreError(f"SQLiteStore: directory {str(self.path.parent)!r} does not exist")
         if self.path.is_dir():
             raise StoreError(f"SQLiteStore: {text!r} is a directory, not a database file")
         self._local = threading.local()
+        # The file (st_dev, st_ino) whose schema is known to be in place.
+        self._prepared: tuple[int, int] | None = None
         self._conns = _Connections()
-        self._finalizer = weakref.finalize(self, self._conns.close_all)
+        self._finalizer = _not_at_exit(weakref.finalize(self, self._conns.close_all))
         self._pid = os.getpid()
         reset_after_fork(self)
         try:
-            self._prepare()
+            self._conn()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"SQLiteStore: cannot use {text!r} as a fleetbreaker database: {exc}"
@@ -124,15 +152,40 @@ class SQLiteStore(Store):
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection to the file now at ``path``.
+
+        A file deleted or replaced under a running fleet (a cleanup, a restore) would split it:
+        new processes on the new file, old ones on the unlinked one, and their new threads on
+        an empty new file without tables. So each call (at most one per cache period and
+        circuit) stats the path, and a thread whose connection is to another file reconnects,
+        creating the schema if the file lacks it; other threads notice on their own next call.
+        """
         if self._pid != os.getpid():  # forked without the at-fork hook (e.g. os.fork in C)
             self._after_fork_in_child()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
+        current = _identity(self.path)
+        held: tuple[sqlite3.Connection, tuple[int, int] | None] | None = getattr(
+            self._local, "held", None
+        )
+        if held is not None:
+            if current is not None and held[1] == current:
+                return held[0]
+            self._local.held = None
+            self._conns.close(id(held[0]))
+        conn = self._connect()
+        try:
+            # Known before connecting if the file existed: if it is replaced in between, the
+            # next call sees a mismatch and reconnects, never the other way round.
+            identity = current or _identity(self.path)
+            if identity is None or identity != self._prepared:
+                self._prepare(conn)
+                self._prepared = identity
+        except BaseException:
+            self._conns.close(id(conn))
+            raise
+        self._local.held = (conn, identity)
         return conn
 
-    def _prepare(self) -> None:
-        conn = self._conn()
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
@@ -168,39 +221,37 @@ class SQLiteStore(Store):
                 f"this version reads {_SCHEMA_VERSION!r}"
             )
 
-    def load(self, name: str, *, consistent: bool = False) -> Record | None:  # noqa: ARG002
+    def _read(
+        self,
+        name: str,
+        *,
+        consistent: bool,  # noqa: ARG002 - SQLite reads are always consistent
+        operation: str = "load",
+    ) -> Stored | None:
         try:
             # fetchall: a half-read cursor would hold a read transaction open.
-            rows = (
-                self._conn()
-                .execute(
-                    f"SELECT epoch, payload, expires_at FROM {_TABLE} WHERE name = ?",  # noqa: S608
-                    (name,),
-                )
-                .fetchall()
-            )
+            rows = self._conn().execute(_SELECT, (name,)).fetchall()
         except sqlite3.Error as exc:
-            raise store_error("SQLiteStore", "load", name, exc) from exc
+            raise store_error("SQLiteStore", operation, name, exc) from exc
         if not rows:
             return None
         epoch, payload, expires_at = rows[0]
         if isinstance(expires_at, int | float) and expires_at <= time.time():
             return None
-        return decode_record("SQLiteStore", name, epoch, payload)
+        return Stored(epoch, payload, held=epoch)
 
-    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
-        payload = encode_payload(record)
+    def _write_at(self, name: str, epoch: int, new: Write) -> bool:
+        return self._execute(name, _UPDATE_AT_EPOCH, new, expected=epoch)
+
+    def _write_over(self, name: str, replacing: Stored | None, new: Write) -> bool:
+        held = None if replacing is None else replacing.held
+        return self._execute(name, _CREATE_OVER, new, replacing=replacing is not None, held=held)
+
+    def _execute(self, name: str, sql: str, new: Write, **condition: object) -> bool:
         now = time.time()
+        values = {"name": name, "epoch": new.epoch, "payload": new.payload, "now": now}
         try:
-            if expected_epoch is None:
-                cursor = self._conn().execute(
-                    _CREATE_IF_ABSENT, (name, record.epoch, payload, record.expires_at, now)
-                )
-            else:
-                cursor = self._conn().execute(
-                    _UPDATE_AT_EPOCH,
-                    (record.epoch, payload, record.expires_at, name, expected_epoch, now),
-                )
+            cursor = self._conn().execute(sql, {**values, "expires_at": now + new.ttl, **condition})
         except sqlite3.Error as exc:
             raise store_error("SQLiteStore", "compare_and_set", name, exc) from exc
         return cursor.rowcount == 1
