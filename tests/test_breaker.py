@@ -14,6 +14,7 @@ from fleetbreaker import (
     CircuitOpenError,
     CircuitState,
     Config,
+    ConfigError,
     MemoryStore,
     circuit_breaker,
 )
@@ -579,3 +580,16 @@ def test_prober_keeps_probing_while_others_wait() -> None:
     assert a.call(ok) == "ok"  # probe 2: closes
     assert stored(store.inner).state is CircuitState.CLOSED  # type: ignore[union-attr]
     assert store.counts["cas_lost"] == 0
+
+
+def test_the_store_checks_the_name_when_the_breaker_is_built() -> None:
+    """A name the store cannot keep is refused with ConfigError at construction, not later."""
+
+    class ShortKeys(MemoryStore):
+        def check_name(self, name: str) -> None:
+            if len(name) > 3:
+                raise ConfigError(f"name {name!r} is too long for this store")
+
+    assert CircuitBreaker("abc", store=ShortKeys()).name == "abc"
+    with pytest.raises(ConfigError, match="too long for this store"):
+        CircuitBreaker("abcd", store=ShortKeys())

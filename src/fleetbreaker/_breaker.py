@@ -152,6 +152,7 @@ class CircuitBreaker:
                 "add `*, circuit` or `**kwargs` to its parameters"
             )
         self.store: Store = MemoryStore() if store is None else store
+        self.store.check_name(self.name)  # e.g. DynamoDB's partition key length, here not later
         self.config = Config() if config is None else config
         self.on_circuit_open = on_circuit_open
         self.on_transition = on_transition
