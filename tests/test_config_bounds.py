@@ -28,8 +28,7 @@ def below(value: float) -> float:
 
 
 def test_thresholds_of_one_are_accepted() -> None:
-    """1 is the smallest failure_threshold and success_threshold: one failure trips, one
-    successful probe closes."""
+    """1 is the smallest failure_threshold and success_threshold."""
     config = Config(failure_threshold=1, success_threshold=1)
     assert (config.failure_threshold, config.success_threshold) == (1, 1)
 
@@ -81,8 +80,7 @@ def test_record_ttl_ends_at_3650_days_not_365() -> None:
 def test_record_ttl_is_at_least_twice_recovery_plus_probe(
     kwargs: dict[str, float], least: float
 ) -> None:
-    """record_ttl = 2 x (recovery_timeout + effective probe_timeout) is accepted; just below
-    is refused, naming the bound."""
+    """record_ttl = 2 x (recovery_timeout + probe_timeout) is accepted; just below is refused."""
     assert Config(**kwargs, record_ttl=least).record_ttl == least  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=f"at least 2 x .* = {least:g} s"):
         Config(**kwargs, record_ttl=below(least))  # type: ignore[arg-type]
@@ -174,8 +172,7 @@ def test_counts_follows_subclasses() -> None:
 
 
 def test_an_empty_denylist_does_not_clash_with_an_allowlist() -> None:
-    """An empty ignored_exceptions beside handled_exceptions is no denylist: only the
-    allowlist counts."""
+    """An empty ignored_exceptions beside handled_exceptions is no denylist: no clash."""
     config = Config(handled_exceptions=(OSError,), ignored_exceptions=())
     assert config.ignored_exceptions is None
     assert config.counts(OSError())

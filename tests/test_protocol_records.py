@@ -101,8 +101,7 @@ def free_record(**changes: object) -> Record:
 
 @pytest.mark.parametrize("owner", ["tripper", None], ids=["reserved", "unreserved"])
 def test_trip_writes_a_complete_open_record(owner: str | None) -> None:
-    """A trip stores the failures that tripped it, its write time, the record's expiry and the
-    reservation of the first probe for the tripping process (none without an owner)."""
+    """A trip stores failure_count, updated_at, expires_at and the tripper's reservation."""
     closed = replace(ABSENT, epoch=4, updated_at=T0 - 99, expires_at=T0 + 5)
     assert trip(closed, now=NOW, failures=7, config=CONFIG, owner=owner) == Record(
         state=CircuitState.OPEN,
@@ -118,8 +117,7 @@ def test_trip_writes_a_complete_open_record(owner: str | None) -> None:
 
 
 def test_claim_of_an_open_record_starts_a_clean_episode() -> None:
-    """Claiming an OPEN record clears retry_at, the reservation and any successes, keeps
-    opened_at and failure_count, and refreshes updated_at and expires_at."""
+    """Claiming OPEN clears retry_at, reservation and successes; refreshes updated/expires_at."""
     rec = open_record(successes=2)
     assert claim(rec, now=NOW, elapsed=10.0, owner="tripper", config=CONFIG) == Record(
         state=CircuitState.HALF_OPEN,
@@ -167,8 +165,7 @@ def test_takeover_of_an_expired_claim_keeps_the_episodes_successes() -> None:
 
 
 def test_success_below_threshold_frees_the_slot_for_the_prober() -> None:
-    """A success short of the threshold counts, frees the slot, reserves it briefly for the
-    prober, and refreshes updated_at and expires_at."""
+    """A success below threshold counts, frees the slot for the prober and refreshes expires_at."""
     rec = held_record()
     assert probe_succeeded(rec, token=6, now=NOW, config=CONFIG) == Record(
         state=CircuitState.HALF_OPEN,
@@ -185,8 +182,7 @@ def test_success_below_threshold_frees_the_slot_for_the_prober() -> None:
 
 @pytest.mark.parametrize("successes", [2, 5], ids=["reaching", "past"])
 def test_success_at_or_past_threshold_closes_with_a_clean_record(successes: int) -> None:
-    """The success that reaches (or, under a smaller threshold, passes) success_threshold
-    writes a CLOSED record that keeps nothing of the episode."""
+    """The success reaching (or passing) success_threshold writes a clean CLOSED record."""
     rec = held_record(successes=successes)
     assert probe_succeeded(rec, token=6, now=NOW, config=CONFIG) == Record(
         state=CircuitState.CLOSED, epoch=7, updated_at=NOW, expires_at=NOW + 1000
@@ -194,8 +190,7 @@ def test_success_at_or_past_threshold_closes_with_a_clean_record(successes: int)
 
 
 def test_failed_probe_reopens_keeping_the_failure_count() -> None:
-    """A failed probe writes an OPEN record that keeps the tripping failure_count, drops the
-    episode's successes and reserves the next probe for the prober."""
+    """A failed probe reopens, keeping failure_count and reserving the next probe for the prober."""
     rec = held_record()
     assert probe_failed(rec, token=6, now=NOW, config=CONFIG) == Record(
         state=CircuitState.OPEN,
@@ -211,8 +206,7 @@ def test_failed_probe_reopens_keeping_the_failure_count() -> None:
 
 
 def test_released_probe_frees_the_slot_without_counting() -> None:
-    """A released probe frees the slot, keeps the successes, reserves the slot for the
-    prober, and refreshes updated_at and expires_at."""
+    """A released probe frees the slot uncounted, reserved for the prober; expires_at refreshed."""
     rec = held_record()
     assert probe_released(rec, token=6, now=NOW, config=CONFIG) == Record(
         state=CircuitState.HALF_OPEN,
@@ -233,8 +227,7 @@ def test_released_probe_frees_the_slot_without_counting() -> None:
     step=st.sampled_from(["trip", "claim", *OUTCOME_IDS]),
 )
 def test_every_write_is_stamped_and_lives_record_ttl(now: float, successes: int, step: str) -> None:
-    """Every transition stores its write time and an expiry record_ttl after it, so a half-open
-    episode longer than record_ttl is never forgotten (and read as closed) while it is busy."""
+    """Every write stores its time and an expiry record_ttl later: a busy episode never expires."""
     if step == "trip":
         new = trip(ABSENT, now=now, failures=3, config=CONFIG)
     elif step == "claim":
@@ -262,8 +255,7 @@ def test_every_write_is_stamped_and_lives_record_ttl(now: float, successes: int,
     ids=["freed-slot", "open", "closed"],
 )
 def test_only_a_held_half_open_claim_can_be_settled(outcome: Outcome, rec: Record) -> None:
-    """An outcome whose token is the record's epoch still changes nothing unless the record
-    is HALF_OPEN with a probe owner."""
+    """A token equal to the epoch settles nothing unless the record is HALF_OPEN with an owner."""
     assert outcome(rec, token=rec.epoch, now=NOW, config=CONFIG) is None
 
 
@@ -286,8 +278,7 @@ def test_closed_admits_whatever_else_the_record_holds() -> None:
 
 
 def test_the_reserved_owner_claims_as_soon_as_the_circuit_is_due() -> None:
-    """The tripping process claims the moment recovery_timeout has passed; others wait out
-    the reservation too."""
+    """The tripper claims once the circuit is due; others also wait out the reservation."""
     rec = open_record()
     assert claim(rec, now=NOW, elapsed=10.0, owner="tripper", config=CONFIG) is not None
     assert claim(rec, now=NOW, elapsed=10.0, owner="other", config=CONFIG) is None
@@ -298,8 +289,7 @@ def test_the_reserved_owner_claims_as_soon_as_the_circuit_is_due() -> None:
 def test_a_reserved_free_slot_refuses_others_until_the_reservation_lapses(
     owner: str | None,
 ) -> None:
-    """A freed slot reserved for the prober refuses any other caller (or one with no id) for
-    exactly CLAIM_RESERVATION from first sight, and never refuses the prober."""
+    """A reserved free slot refuses others until CLAIM_RESERVATION has passed; never its owner."""
     rec = free_record()
     below = CLAIM_RESERVATION - 0.001
     assert route(rec, elapsed=below, config=CONFIG, owner=owner) is Route.REJECT
@@ -319,8 +309,7 @@ def test_an_unreserved_free_slot_is_anyones_at_once() -> None:
 
 
 def test_an_expired_claim_is_taken_over_whoever_the_slot_was_reserved_for() -> None:
-    """Once a held claim expires, any caller may take over: a leftover reservation does not
-    hold back the rescue of an orphaned slot."""
+    """An expired claim may be taken over by anyone, whoever the slot was once reserved for."""
     rec = held_record(reserved_for="prober", reserved_until=T0 + 1e6)
     assert route(rec, elapsed=3.999, config=CONFIG, owner="other") is Route.REJECT
     assert route(rec, elapsed=4.0, config=CONFIG, owner="other") is Route.CLAIM
@@ -358,8 +347,7 @@ def test_open_period_is_the_stored_difference_capped_by_recovery_timeout(
 def test_claim_period_is_the_stored_difference_capped_by_probe_timeout(
     written: float, expected: float
 ) -> None:
-    """claim_period is probe_expires_at - updated_at, at least 0 and at most probe_timeout
-    (not recovery_timeout)."""
+    """claim_period is probe_expires_at - updated_at clamped to [0, probe_timeout]."""
     rec = held_record(updated_at=T0 + 3, probe_expires_at=T0 + 3 + written)
     assert claim_period(rec, CONFIG) == expected
 
@@ -388,9 +376,7 @@ def test_claim_period_is_the_stored_difference_capped_by_probe_timeout(
 def test_reservation_period_cap_covers_the_wait_only_while_open(
     state: CircuitState, written: float, expected: float
 ) -> None:
-    """reservation_period is reserved_until - updated_at, capped at recovery_timeout +
-    CLAIM_RESERVATION on an OPEN record (the reservation starts when the circuit is due) and at
-    CLAIM_RESERVATION on a HALF_OPEN one."""
+    """The reservation cap is recovery_timeout + CLAIM_RESERVATION while OPEN, else the latter."""
     rec = replace(free_record(), state=state, updated_at=T0, reserved_until=T0 + written)
     assert reservation_period(rec, CONFIG) == expected
 
@@ -417,8 +403,7 @@ def test_periods_follow_the_readers_config_not_the_writers() -> None:
     delta=st.integers(min_value=-(2**20), max_value=2**20).map(lambda n: n / 4),
 )
 def test_open_period_is_clamped_for_any_stored_times(written_at: float, delta: float) -> None:
-    """For any pair of stored times, open_period is their difference clamped to
-    [0, recovery_timeout], so route admits a probe after exactly that long."""
+    """open_period is any two stored times' difference clamped to [0, recovery_timeout]."""
     rec = open_record(updated_at=written_at, retry_at=written_at + delta, reserved_for=None)
     period = min(max(delta, 0.0), CONFIG.recovery_timeout)
     assert open_period(rec, CONFIG) == period
