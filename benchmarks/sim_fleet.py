@@ -255,6 +255,7 @@ class Params:
     success_threshold: int
     cache_age: int
     seed: int
+    half_open_refresh: float = 0.25
 
     @property
     def heal(self) -> float:
@@ -286,6 +287,7 @@ class FleetbreakerSubject:
             recovery_timeout=p.recovery_timeout,
             success_threshold=p.success_threshold,
             local_cache_max_age=p.cache_age,
+            half_open_refresh=p.half_open_refresh,
         )
         self._breakers = [
             CircuitBreaker(CIRCUIT, store=store, config=config, clock=clock) for clock in clocks
@@ -698,7 +700,8 @@ def report(p: Params, results: list[Result]) -> None:
     )
     print(
         f"  failure_threshold={p.failure_threshold} recovery_timeout={p.recovery_timeout} "
-        f"success_threshold={p.success_threshold} local_cache_max_age={p.cache_age}; "
+        f"success_threshold={p.success_threshold} local_cache_max_age={p.cache_age} "
+        f"half_open_refresh={p.half_open_refresh:g}; "
         f"environments start cold in the first {p.warmup:g} s; seed {p.seed}"
     )
     if steady_end > steady_first:
@@ -782,6 +785,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-age", type=_positive(int), default=5, help="whole s")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--half-open-refresh", type=_positive(float), default=0.25, help="s, default 0.25"
+    )
+    parser.add_argument(
         "--protocol", choices=["both", "fleetbreaker", "powertools"], default="both"
     )
     parser.add_argument(
@@ -816,6 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         success_threshold=args.success_threshold,
         cache_age=args.cache_age,
         seed=args.seed,
+        half_open_refresh=args.half_open_refresh,
     )
     wanted = {
         "both": list(FACTORIES),
