@@ -126,7 +126,7 @@ def test_names_lists_written_circuits(harness: Harness) -> None:
 def test_expired_record_is_absent(harness: Harness) -> None:
     """A record past its expiry reads as None and can be created afresh."""
     store = harness.client()
-    assert store.compare_and_set("c", None, rec(4, expires_at=time.time() - 5))
+    assert store.compare_and_set("c", None, rec(4, expires_at=NOW - 5))
     assert store.load("c") is None
     assert store.compare_and_set("c", 4, rec(5)) is False
     assert store.compare_and_set("c", None, rec(1)) is True
