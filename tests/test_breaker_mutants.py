@@ -1,0 +1,297 @@
+"""CircuitBreaker behaviours the mutation run (``make mutate``) showed no test pinned.
+
+Each test forces its situation (a fake clock, a store that fails or interferes on cue) and
+pins what a user or the fleet would see go wrong; the shared conftest guard also fails any of
+them during which the breaker logged an error it survived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fleetbreaker import (
+    CircuitBreaker,
+    CircuitInfo,
+    CircuitOpenError,
+    CircuitState,
+    CircuitTransition,
+    Config,
+    MemoryStore,
+    StoreError,
+    circuit_breaker,
+)
+from fleetbreaker._protocol import Record
+from fleetbreaker.testing import FakeClock, RecordingHook
+from tests.helpers import CountingStore
+
+CONFIG = Config(
+    failure_threshold=3, recovery_timeout=10, success_threshold=2, local_cache_max_age=5
+)
+
+
+class Boom(Exception):
+    pass
+
+
+def boom() -> None:
+    raise Boom("downstream failed")
+
+
+def ok() -> str:
+    return "ok"
+
+
+def make(
+    store: Any = None, clock: FakeClock | None = None, config: Config = CONFIG, **kw: Any
+) -> CircuitBreaker:
+    return CircuitBreaker(
+        "svc",
+        store=MemoryStore() if store is None else store,
+        config=config,
+        clock=clock or FakeClock(),
+        **kw,
+    )
+
+
+def fail(breaker: CircuitBreaker, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(Boom):
+            breaker.call(boom)
+
+
+def refused(breaker: CircuitBreaker) -> bool:
+    """Whether the breaker refuses a call now (the call never runs when refused)."""
+    ran: list[int] = []
+    try:
+        breaker.call(lambda: ran.append(1))
+    except CircuitOpenError:
+        assert ran == []
+        return True
+    assert ran == [1]
+    return False
+
+
+def stored(store: Any) -> Record:
+    record: Record | None = store.load("svc")
+    assert record is not None
+    return record
+
+
+class ScriptedStore(CountingStore):
+    """A store whose reads or writes fail while told to, and that can run a callback just
+    before a write reaches the store (to make another process win the race)."""
+
+    def __init__(self, inner: Any = None) -> None:
+        super().__init__(inner)
+        self.loads_fail = False
+        self.writes_fail = False
+        self.before_write: Callable[[], None] | None = None
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        if self.loads_fail:
+            self._count("load_failed")
+            raise StoreError("store read failed")
+        return super().load(name, consistent=consistent)
+
+    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
+        interfere, self.before_write = self.before_write, None
+        if interfere is not None:
+            interfere()
+        if self.writes_fail:
+            self._count("cas_failed")
+            raise StoreError("store write failed")
+        return super().compare_and_set(name, expected_epoch, record)
+
+
+# --- construction ----------------------------------------------------------------------------
+
+
+def test_circuit_breaker_factory_passes_every_argument_through() -> None:
+    """circuit_breaker(...) builds a breaker on the given store, config, hooks and clock."""
+    store, clock, hook = CountingStore(), FakeClock(), RecordingHook()
+    config = Config(failure_threshold=1, recovery_timeout=7)
+
+    def fallback(*_args: object, circuit: CircuitInfo) -> str:
+        return f"fallback {circuit.state.value}"
+
+    breaker = circuit_breaker(
+        name="payments",
+        store=store,
+        config=config,
+        on_circuit_open=fallback,
+        on_transition=hook,
+        clock=clock,
+    )
+    assert breaker.name == "payments"
+    assert breaker.store is store
+    assert breaker.config is config
+    assert breaker.on_circuit_open is fallback
+    assert breaker.on_transition is hook
+    with pytest.raises(Boom):
+        breaker.call(boom)
+    record = store.inner.load("payments")  # the trip reached the fleet's store
+    assert record is not None
+    assert record.state is CircuitState.OPEN
+    assert record.updated_at == clock.wall()  # written on the given clock
+    assert record.retry_at == clock.wall() + 7
+    assert breaker.call(ok) == "fallback open"
+    assert hook.pairs() == [("closed", "open")]
+
+
+def test_defaults_are_a_fresh_config_and_a_private_memory_store() -> None:
+    """Without config= or store=, a breaker runs Config() on a MemoryStore of its own."""
+    breaker = CircuitBreaker("svc")
+    other = CircuitBreaker("svc")
+    assert breaker.config == Config()
+    assert isinstance(breaker.store, MemoryStore)
+    assert breaker.store is not other.store
+    for _ in range(Config().failure_threshold - 1):
+        with pytest.raises(Boom):
+            breaker.call(boom)
+    assert breaker.state is CircuitState.CLOSED
+    with pytest.raises(Boom):
+        breaker.call(boom)
+    assert breaker.state is CircuitState.OPEN
+    assert other.call(ok) == "ok"
+
+
+# --- transitions reported --------------------------------------------------------------------
+
+
+def test_every_transition_reports_name_states_epoch_time_and_count() -> None:
+    """on_transition gets each persisted transition's name, states, epoch, time and count."""
+    store, clock, hook = MemoryStore(), FakeClock(), RecordingHook()
+    config = Config(failure_threshold=3, recovery_timeout=10, success_threshold=1)
+    breaker = CircuitBreaker("orders", store=store, config=config, clock=clock, on_transition=hook)
+    for _ in range(3):
+        with pytest.raises(Boom):
+            breaker.call(boom)
+    tripped_at = clock.wall()
+    clock.advance(10)
+    with pytest.raises(Boom):
+        breaker.call(boom)  # a failed probe reopens
+    reopened_at = clock.wall()
+    clock.advance(10)
+    assert breaker.call(ok) == "ok"  # a successful probe closes
+    closed_at = clock.wall()
+    open_, half, closed = CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED
+    assert hook.transitions == [
+        CircuitTransition("orders", closed, open_, epoch=1, at=tripped_at, failure_count=3),
+        CircuitTransition("orders", open_, half, epoch=2, at=reopened_at, failure_count=0),
+        CircuitTransition("orders", half, open_, epoch=3, at=reopened_at, failure_count=3),
+        CircuitTransition("orders", open_, half, epoch=4, at=closed_at, failure_count=0),
+        CircuitTransition("orders", half, closed, epoch=5, at=closed_at, failure_count=0),
+    ]
+
+
+def test_a_write_that_keeps_the_state_reports_nothing() -> None:
+    """A probe success short of success_threshold stays half-open: no transition reported."""
+    hook = RecordingHook()
+    clock = FakeClock()
+    breaker = make(clock=clock, on_transition=hook)
+    fail(breaker, 3)
+    clock.advance(10)
+    assert breaker.call(ok) == "ok"
+    assert breaker.call(ok) == "ok"
+    assert hook.pairs() == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),  # the second claim (half_open -> half_open) is not reported
+    ]
+
+
+# --- counting failures -----------------------------------------------------------------------
+
+
+def test_a_failure_admitted_before_the_fleet_cycled_is_not_counted_in_the_new_episode() -> None:
+    """A call admitted in one closed episode that fails after the circuit tripped and closed
+    again does not count towards the new episode's trip."""
+    store, clock = MemoryStore(), FakeClock()
+    slow, other = make(store, clock), make(store, clock)
+    assert slow.call(ok) == "ok"
+
+    def long_call() -> None:
+        # While this call runs, the fleet trips and recovers, and this process learns of it.
+        fail(other, 3)
+        clock.advance(10)
+        other.call(ok)
+        other.call(ok)
+        assert slow.info().epoch == 5  # closed again, a newer episode
+        raise Boom("from the old episode")
+
+    with pytest.raises(Boom):
+        slow.call(long_call)
+    fail(slow, 2)
+    assert slow.state is CircuitState.CLOSED  # two failures of this episode, not three
+    fail(slow, 1)
+    assert slow.state is CircuitState.OPEN
+
+
+def test_a_failure_admitted_before_a_trip_does_not_count_against_the_open_circuit() -> None:
+    """A call admitted while closed that fails after this process saw the trip is not counted
+    (and writes nothing)."""
+    store, clock = CountingStore(), FakeClock()
+    slow, other = make(store, clock), make(store, clock)
+    assert slow.call(ok) == "ok"
+
+    def long_call() -> None:
+        fail(other, 3)
+        assert slow.info().state is CircuitState.OPEN
+        raise Boom
+
+    with pytest.raises(Boom):
+        slow.call(long_call)
+    assert slow.info().failure_count == 3
+    assert store.writes == 1
+
+
+def test_success_restarts_the_run_and_failures_count_again() -> None:
+    """After a success the consecutive run is zero and later failures count from one."""
+    breaker = make()
+    fail(breaker, 2)
+    assert breaker.info().failure_count == 2
+    assert breaker.call(ok) == "ok"
+    assert breaker.info().failure_count == 0
+    fail(breaker, 2)
+    assert breaker.info().failure_count == 2
+    assert breaker.state is CircuitState.CLOSED
+    fail(breaker, 1)
+    assert breaker.state is CircuitState.OPEN
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def test_the_loser_of_a_claim_race_is_refused_while_the_winner_probes() -> None:
+    """Two processes claim the same free slot: the one whose write loses does not run a
+    second probe beside the winner's."""
+    inner, clock = MemoryStore(), FakeClock()
+    winner = make(CountingStore(inner), clock)
+    loser_store = ScriptedStore(inner)
+    loser = make(loser_store, clock)
+    fail(winner, 3)
+    assert loser.info().state is CircuitState.OPEN  # the loser sees the trip as it happens
+    clock.advance(12)  # past the open period and the tripper's reservation
+    probes: list[str] = []
+
+    def winner_probe() -> str:
+        probes.append("winner")
+        assert stored(inner).probe_owner == winner._owner
+        return "ok"
+
+    race_outcome: list[str] = []
+
+    def winner_probe_during_race() -> None:
+        race_outcome.append(winner.call(winner_probe))
+
+    # The loser reads the free slot, and just before its claim write lands the winner claims.
+    loser_store.before_write = winner_probe_during_race
+    with pytest.raises(CircuitOpenError):
+        loser.call(lambda: probes.append("loser"))
+    assert race_outcome == ["ok"]
+    assert probes == ["winner"]
+    assert loser_store.counts["cas_lost"] == 1
+    assert stored(inner).successes == 1  # only the winner's probe was counted
