@@ -7,6 +7,8 @@ them during which the breaker logged an error it survived.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +27,7 @@ from fleetbreaker import (
 )
 from fleetbreaker._protocol import Record
 from fleetbreaker.testing import FakeClock, RecordingHook
-from tests.helpers import CountingStore
+from tests.helpers import CountingStore, FailingStore
 
 CONFIG = Config(
     failure_threshold=3, recovery_timeout=10, success_threshold=2, local_cache_max_age=5
@@ -295,3 +297,196 @@ def test_the_loser_of_a_claim_race_is_refused_while_the_winner_probes() -> None:
     assert probes == ["winner"]
     assert loser_store.counts["cas_lost"] == 1
     assert stored(inner).successes == 1  # only the winner's probe was counted
+
+
+def test_the_loser_of_a_claim_race_is_admitted_when_the_winner_closed_the_circuit() -> None:
+    """A claimer whose write lost to a probe that closed the circuit is admitted as a closed
+    call, and its failure counts."""
+    inner, clock = MemoryStore(), FakeClock()
+    config = Config(failure_threshold=2, recovery_timeout=10, success_threshold=1)
+    winner = make(CountingStore(inner), clock, config)
+    loser_store = ScriptedStore(inner)
+    loser = make(loser_store, clock, config)
+    fail(winner, 2)
+    assert loser.info().state is CircuitState.OPEN
+    clock.advance(12)
+
+    def winner_closes_it() -> None:
+        assert winner.call(ok) == "ok"
+
+    loser_store.before_write = winner_closes_it
+    fail(loser, 1)  # admitted on the closed record the loser re-read, and counted
+    assert loser_store.counts["cas_lost"] == 1
+    assert stored(inner).state is CircuitState.CLOSED
+    assert loser.info().failure_count == 1
+    fail(loser, 1)
+    assert stored(inner).state is CircuitState.OPEN
+
+
+def test_a_claimer_whose_reread_finds_the_circuit_closed_is_admitted_and_counted() -> None:
+    """A process that routes to claim on a view read a moment ago, and learns from its re-read
+    that the fleet closed the circuit, makes its call as a closed call (its failure counts)."""
+    store, clock = CountingStore(), FakeClock()
+    config = Config(failure_threshold=2, recovery_timeout=10, success_threshold=1)
+    tripper, late = make(store, clock, config), make(store, clock, config)
+    fail(tripper, 2)
+    assert late.info().state is CircuitState.OPEN  # late sees the trip as it happens
+    clock.advance(11.5)  # past the period and the tripper's reservation
+    assert late.info().state is CircuitState.OPEN  # late's view: open, due, fresh
+    assert tripper.call(ok) == "ok"  # the tripper's probe closes the circuit meanwhile
+    clock.advance(0.125)  # late's view is older than a round trip: it re-reads first
+    writes = store.writes
+    fail(late, 1)
+    assert store.writes == writes  # no claim was attempted on the closed record
+    assert late.state is CircuitState.CLOSED
+    assert late.info().failure_count == 1
+
+
+# --- store reads: which are consistent --------------------------------------------------------
+
+
+class ReadLog(ScriptedStore):
+    """Records the ``consistent`` flag of every read."""
+
+    def __init__(self, inner: Any = None) -> None:
+        super().__init__(inner)
+        self.reads: list[object] = []
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        self.reads.append(consistent)
+        return super().load(name, consistent=consistent)
+
+    def take(self) -> list[object]:
+        reads, self.reads = self.reads, []
+        return reads
+
+
+def test_cache_refreshes_read_cheaply_and_decisions_read_consistently() -> None:
+    """A cache refresh is an eventually consistent read; info(), ainfo() and the re-read
+    before a trip write are consistent reads; a claim on a view read this instant re-reads
+    nothing."""
+    store, clock = ReadLog(), FakeClock()
+    breaker = make(store, clock)
+    assert breaker.call(ok) == "ok"
+    assert store.take() == [False]  # the cold read
+    clock.advance(5)
+    assert breaker.call(ok) == "ok"
+    assert store.take() == [False]  # a cache refresh
+    breaker.info()
+    assert store.take() == [True]
+    asyncio.run(breaker.ainfo())
+    assert store.take() == [True]
+    clock.advance(1)
+    fail(breaker, 2)  # a failure makes a view older than 0.5 s stale: a cheap refresh
+    assert store.take() == [False]
+    clock.advance(0.25)
+    fail(breaker, 1)  # the view is 0.25 s old: re-read before the trip write
+    assert store.take() == [True]
+    assert stored(store.inner).state is CircuitState.OPEN
+    clock.advance(10)  # the tripper's probe: refresh the stale view, then claim at once
+    assert breaker.call(ok) == "ok"
+    assert store.take() == [False]
+    assert stored(store.inner).state is CircuitState.HALF_OPEN
+
+
+def test_a_lost_claim_write_is_followed_by_a_consistent_read() -> None:
+    """A process whose claim write lost re-reads consistently and routes on what it finds."""
+    inner, clock = MemoryStore(), FakeClock()
+    winner = make(inner, clock)
+    store = ReadLog(inner)
+    loser = make(store, clock)
+    fail(winner, 3)
+    loser.info()
+    clock.advance(12)
+    store.take()
+
+    def winner_probes() -> None:
+        assert winner.call(ok) == "ok"
+
+    store.before_write = winner_probes
+    assert refused(loser)
+    assert store.take() == [False, True]  # the refresh, then the re-read after the loss
+    assert loser.state is CircuitState.HALF_OPEN
+    assert loser._view.record == stored(inner)
+
+
+# --- store backoff ----------------------------------------------------------------------------
+
+
+def claim_held_by_another(store: Any, clock: FakeClock, probe_timeout: float) -> Record:
+    claim = Record(
+        state=CircuitState.HALF_OPEN,
+        epoch=7,
+        probe_owner="another-host:1:abcd",
+        probe_expires_at=clock.wall() + probe_timeout,
+        updated_at=clock.wall(),
+        expires_at=clock.wall() + 10 * probe_timeout,
+    )
+    assert store.compare_and_set("svc", None, claim)
+    return claim
+
+
+def attempts_at(
+    breaker: CircuitBreaker,
+    store: FailingStore,
+    clock: FakeClock,
+    *,
+    until: float,
+    step: float = 0.25,
+) -> list[float]:
+    """Call every ``step`` seconds until ``until`` seconds have passed; the times (from the
+    start) of the calls that tried the store."""
+    start = clock.monotonic()
+    seen: list[float] = []
+    tried = store.counts["load_failed"] + store.counts["cas_failed"]
+    while clock.monotonic() - start <= until:
+        with contextlib.suppress(CircuitOpenError):
+            breaker.call(ok)
+        now = store.counts["load_failed"] + store.counts["cas_failed"]
+        if now != tried:
+            seen.append(clock.monotonic() - start)
+            tried = now
+        clock.advance(step)
+    return seen
+
+
+def test_a_dead_store_is_retried_after_a_doubling_backoff_from_half_a_second_to_15() -> None:
+    """While the store is down, a process watching a claim tries it after 0.5, 1, 2, 4, 8 and
+    then every 15 seconds, from the very end of each backoff, never in between."""
+    store, clock = FailingStore(), FakeClock()
+    store.down.clear()
+    config = Config(failure_threshold=1, recovery_timeout=10, probe_timeout=120)
+    breaker = make(store, clock, config)
+    claim_held_by_another(store.inner, clock, probe_timeout=120)
+    assert refused(breaker)
+    store.down.set()
+    clock.advance(0.25)  # the half-open view is stale: the next call reads, and fails
+    times = attempts_at(breaker, store, clock, until=61)
+    assert times == [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 30.5, 45.5, 60.5]
+
+
+def test_a_dead_store_behind_a_closed_view_is_retried_after_cache_age_plus_backoff() -> None:
+    """A healthy-looking process keeps its closed view for the cache age plus the backoff, and
+    tries the store again then."""
+    store, clock = FailingStore(), FakeClock()
+    breaker = make(store, clock)
+    times = attempts_at(breaker, store, clock, until=41)
+    # read, then 5 s + 0.5, 5 + 1, 5 + 2, 5 + 4, 5 + 8
+    assert times == [0.0, 5.5, 11.5, 18.5, 27.5, 40.5]
+
+
+def test_info_reads_the_store_even_during_a_backoff() -> None:
+    """info()/ainfo() always ask the store, even while calls are served from the local view."""
+    store, clock = FailingStore(), FakeClock()
+    sync_breaker, async_breaker = make(store, clock), make(store, clock)
+
+    async def aok() -> str:
+        return "ok"
+
+    assert sync_breaker.call(ok) == "ok"  # the read fails: backoff
+    assert asyncio.run(async_breaker.acall(aok)) == "ok"
+    store.down.clear()
+    fail(make(store, clock), 3)
+    assert sync_breaker.call(ok) == "ok"  # served from the kept view
+    assert sync_breaker.info().state is CircuitState.OPEN
+    assert asyncio.run(async_breaker.ainfo()).state is CircuitState.OPEN
