@@ -23,10 +23,11 @@ from fleetbreaker import (
     Config,
     MemoryStore,
     StoreError,
+    _switch,
     circuit_breaker,
 )
 from fleetbreaker._protocol import Record
-from fleetbreaker.testing import FakeClock, RecordingHook
+from fleetbreaker.testing import FakeClock, RecordingHook, breakers_disabled
 from tests.helpers import CountingStore, FailingStore
 
 CONFIG = Config(
@@ -490,3 +491,385 @@ def test_info_reads_the_store_even_during_a_backoff() -> None:
     assert sync_breaker.call(ok) == "ok"  # served from the kept view
     assert sync_breaker.info().state is CircuitState.OPEN
     assert asyncio.run(async_breaker.ainfo()).state is CircuitState.OPEN
+
+
+def test_a_forked_child_starts_without_the_parents_backoff_or_pending_work() -> None:
+    """What a forked child runs (``_after_fork_in_child``) forgets the parent's backoff, its
+    growth and its pending work: the child uses the store at once and backs off afresh."""
+    store, clock = FailingStore(), FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
+    breaker = make(store, clock, config)
+    breaker.info()
+    breaker.info()  # two failed reads: the parent is 1 s into a backoff that grows next to 2 s
+    breaker._after_fork_in_child()  # as os.fork runs it in the child
+    store.down.clear()
+    fail(breaker, 1)  # the child's trip goes to the store at once
+    assert stored(store.inner).state is CircuitState.OPEN
+    store.down.set()
+    breaker.info()  # the child's first store error backs off 0.5 s
+    assert attempts_at(breaker, store, clock, until=1) == [0.5]
+    store.down.clear()
+    clock.advance(10)
+
+    async def probe() -> str:
+        return "probed"
+
+    assert asyncio.run(breaker.acall(probe)) == "probed"
+    assert stored(store.inner).state is CircuitState.CLOSED
+
+
+def test_repr_names_the_circuit_its_state_and_its_store() -> None:
+    """repr() shows the circuit's name, the state of this process's view and the store."""
+    store = MemoryStore()
+    breaker = make(store, config=Config(failure_threshold=1))
+    fail(breaker, 1)
+    assert repr(breaker) == f"CircuitBreaker('svc', state=open, store={store!r})"
+
+
+# --- every path passes the call's arguments -------------------------------------------------
+
+
+def test_every_sync_path_passes_the_arguments() -> None:
+    """Cold, hot, probing and bypassed calls all get the caller's positional and keyword
+    arguments."""
+    clock = FakeClock()
+    breaker = make(clock=clock, config=Config(failure_threshold=1, recovery_timeout=10))
+    seen: list[tuple[object, ...]] = []
+
+    def record(*args: object, **kwargs: object) -> str:
+        seen.append((args, kwargs))
+        return "ok"
+
+    assert breaker.call(record, 1, k=2) == "ok"  # cold: the slow path
+    assert breaker.call(record, 3, k=4) == "ok"  # the hot path
+    fail(breaker, 1)
+    clock.advance(10)
+    assert breaker.call(record, 5, k=6) == "ok"  # a probe
+    fail(breaker, 1)  # the probe closed it; trip it again
+    with breakers_disabled():
+        assert breaker.call(record, 7, k=8) == "ok"  # an open circuit, bypassed
+    assert seen == [((1,), {"k": 2}), ((3,), {"k": 4}), ((5,), {"k": 6}), ((7,), {"k": 8})]
+
+
+def test_every_async_path_passes_the_arguments() -> None:
+    """The same for acall: cold, hot, probing and bypassed calls get every argument."""
+    clock = FakeClock()
+    breaker = make(clock=clock, config=Config(failure_threshold=1, recovery_timeout=10))
+    seen: list[tuple[object, ...]] = []
+
+    async def record(*args: object, **kwargs: object) -> str:
+        seen.append((args, kwargs))
+        return "ok"
+
+    async def scenario() -> None:
+        assert await breaker.acall(record, 1, k=2) == "ok"
+        assert await breaker.acall(record, 3, k=4) == "ok"
+        with pytest.raises(Boom):
+            await breaker.acall(aboom)
+        clock.advance(10)
+        assert await breaker.acall(record, 5, k=6) == "ok"
+        with pytest.raises(Boom):
+            await breaker.acall(aboom)
+        with breakers_disabled():
+            assert await breaker.acall(record, 7, k=8) == "ok"
+
+    asyncio.run(scenario())
+    assert seen == [((1,), {"k": 2}), ((3,), {"k": 4}), ((5,), {"k": 6}), ((7,), {"k": 8})]
+
+
+async def aboom() -> None:
+    raise Boom
+
+
+# --- failing open ------------------------------------------------------------------------------
+
+
+class GarbageOnce(CountingStore):
+    """Returns something that is not a record from its first read (a broken adapter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.garbage = 1
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        if self.garbage:
+            self.garbage -= 1
+            return "not a record"  # type: ignore[return-value]
+        return super().load(name, consistent=consistent)
+
+
+@pytest.mark.logs_errors  # the failed admission is logged on purpose
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_call_let_through_by_a_failed_admission_counts_as_a_closed_call(path: str) -> None:
+    """When admission itself fails, the call goes ahead on the current view, and its failure
+    is counted like any closed-path failure."""
+    store = GarbageOnce()
+    breaker = make(store, config=Config(failure_threshold=1))
+    if path == "sync":
+        fail(breaker, 1)
+    else:
+        with pytest.raises(Boom):
+            asyncio.run(breaker.acall(aboom))
+    assert stored(store.inner).state is CircuitState.OPEN
+
+
+def test_a_view_refreshed_while_the_call_looked_is_routed_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call that found the view stale, when another caller refreshed it meanwhile, is
+    admitted on the fresh closed view (not refused)."""
+    clock = FakeClock()
+    breaker = make(clock=clock)
+    assert breaker.call(ok) == "ok"
+    clock.advance(5)  # stale
+    real = _switch.bypassed
+    refreshed: list[int] = []
+
+    def refresh_meanwhile() -> bool:
+        if not refreshed:
+            refreshed.append(1)
+            breaker.info()  # another thread's refresh lands now
+        return real()
+
+    monkeypatch.setattr(_switch, "bypassed", refresh_meanwhile)
+    assert breaker.call(ok) == "ok"
+    assert refreshed == [1]
+
+
+# --- what info() shows --------------------------------------------------------------------------
+
+
+def test_info_shows_an_open_record_until_this_processs_own_period_at_most() -> None:
+    """A record written with a longer recovery_timeout shows the retry time this process will
+    wait for; a record written with a retry time before its write time shows it as stored."""
+    store, clock = MemoryStore(), FakeClock()
+    slow_writer = CircuitBreaker(
+        "svc", store=store, clock=clock, config=Config(failure_threshold=1, recovery_timeout=999)
+    )
+    reader = make(store, clock, Config(failure_threshold=1, recovery_timeout=30))
+    with pytest.raises(Boom):
+        slow_writer.call(boom)
+    info = reader.info()
+    assert info.opened_at is not None
+    assert info.retry_at == info.opened_at + 30
+    odd = Record(
+        state=CircuitState.OPEN,
+        epoch=2,
+        opened_at=clock.wall(),
+        retry_at=clock.wall() - 5,
+        updated_at=clock.wall(),
+        expires_at=clock.wall() + 1000,
+    )
+    assert store.compare_and_set("svc", 1, odd)
+    assert reader.info().retry_at == clock.wall() - 5
+
+
+# --- trips ---------------------------------------------------------------------------------------
+
+
+def test_a_trip_on_an_older_view_rereads_and_still_writes_over_no_record() -> None:
+    """A trip decided on a view older than a round trip re-reads; finding no record (or the
+    same closed one) it writes the trip."""
+    store, clock = CountingStore(), FakeClock()
+    breaker = make(store, clock, Config(failure_threshold=1, recovery_timeout=10))
+    assert breaker.call(ok) == "ok"  # reads: no record
+    clock.advance(1)
+    fail(breaker, 1)
+    record = stored(store.inner)
+    assert (record.state, record.epoch) == (CircuitState.OPEN, 1)
+
+
+def test_a_trip_on_an_older_view_rereads_and_still_writes_over_the_same_closed_record() -> None:
+    """The same over a stored closed record of the episode the view shows."""
+    store, clock = CountingStore(), FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
+    breaker = make(store, clock, config)
+    fail(breaker, 1)
+    clock.advance(10)
+    assert breaker.call(ok) == "ok"  # closed again at epoch 3
+    clock.advance(1)
+    fail(breaker, 1)
+    record = stored(store.inner)
+    assert (record.state, record.epoch) == (CircuitState.OPEN, 4)
+
+
+def test_a_trip_on_an_outdated_closed_episode_adopts_the_fleets_record() -> None:
+    """A trip decided on a closed episode the fleet has left is not written: the newer
+    record is adopted (epochs never go back)."""
+    store, clock = CountingStore(), FakeClock()
+    config = Config(
+        failure_threshold=1, recovery_timeout=10, success_threshold=1, local_cache_max_age=60
+    )
+    slow, other = make(store, clock, config), make(store, clock, config)
+    assert slow.call(ok) == "ok"  # epoch 0, fresh for a minute
+    fail(other, 1)
+    clock.advance(10)
+    assert other.call(ok) == "ok"  # the fleet is closed again, at epoch 3
+    writes = store.writes
+    fail(slow, 1)
+    assert store.writes == writes
+    record = stored(store.inner)
+    assert (record.state, record.epoch) == (CircuitState.CLOSED, 3)
+    assert slow.state is CircuitState.CLOSED
+
+
+def test_a_trip_on_a_view_read_this_instant_is_written_without_a_reread() -> None:
+    """No re-read when the view is younger than three store round trips."""
+    store, clock = CountingStore(), FakeClock()
+    breaker = make(store, clock, Config(failure_threshold=1))
+    breaker.info()
+    loads = store.counts["load"]
+    fail(breaker, 1)
+    assert store.counts["load"] == loads
+    assert stored(store.inner).state is CircuitState.OPEN
+
+
+def test_a_lost_trip_write_is_followed_by_one_consistent_read() -> None:
+    """A process whose trip write loses re-reads consistently and adopts the fleet's record."""
+    inner, clock = MemoryStore(), FakeClock()
+    store = ReadLog(inner)
+    config = Config(failure_threshold=1)
+    breaker, other = make(store, clock, config), make(inner, clock, config)
+    breaker.info()
+    other.info()
+    store.take()
+
+    def other_trips_first() -> None:
+        fail(other, 1)
+
+    store.before_write = other_trips_first
+    fail(breaker, 1)
+    assert store.counts["cas_lost"] == 1
+    assert store.take() == [True]
+    assert breaker._view.record == stored(inner)
+
+
+def test_a_trip_that_could_not_be_written_holds_through_every_reread() -> None:
+    """A trip whose write failed protects the downstream from this process until its retry
+    time, however often the store (back, still closed) is re-read meanwhile."""
+    store, clock = ScriptedStore(), FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, local_cache_max_age=1)
+    breaker = make(store, clock, config)
+    assert breaker.call(ok) == "ok"
+    store.writes_fail = True
+    fail(breaker, 1)
+    store.writes_fail = False
+    loads = store.counts["load"]
+    for _ in range(39):
+        clock.advance(0.25)
+        assert refused(breaker)
+    assert store.counts["load"] - loads >= 5  # re-read about once a second
+    clock.advance(0.25)
+    assert breaker.call(ok) == "ok"  # retry time: the store's closed record routes again
+
+
+def test_a_trip_that_could_not_be_written_holds_through_a_failed_reread() -> None:
+    """The same when a re-read fails in between (the view is kept through the backoff)."""
+    store, clock = ScriptedStore(), FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, local_cache_max_age=1)
+    breaker = make(store, clock, config)
+    assert breaker.call(ok) == "ok"
+    store.writes_fail = True
+    fail(breaker, 1)
+    store.writes_fail = False
+    store.loads_fail = True
+    clock.advance(1)
+    assert refused(breaker)  # the re-read fails
+    store.loads_fail = False
+    for _ in range(30):
+        clock.advance(0.25)
+        assert refused(breaker)
+
+
+# --- counting failures, continued --------------------------------------------------------------
+
+
+def test_a_failure_from_a_superseded_view_touches_no_store() -> None:
+    """A call admitted before this process saw the fleet trip (or trip and close again) fails:
+    nothing is counted, re-read or written, even when its episode had failures before."""
+    store, clock = CountingStore(), FakeClock()
+    config = Config(failure_threshold=3, recovery_timeout=10, success_threshold=1)
+    breaker, other = make(store, clock, config), make(store, clock, config)
+    fail(breaker, 2)
+
+    def trip_meanwhile() -> None:
+        fail(other, 3)
+        assert breaker.info().state is CircuitState.OPEN
+        raise Boom
+
+    with pytest.raises(Boom):
+        breaker.call(trip_meanwhile)
+    clock.advance(10)
+    assert other.call(ok) == "ok"  # closed again
+    assert breaker.info().state is CircuitState.CLOSED
+    fail(breaker, 2)
+
+    def cycle_meanwhile() -> None:
+        fail(other, 3)
+        clock.advance(10)
+        assert other.call(ok) == "ok"
+        assert breaker.info().state is CircuitState.CLOSED
+        raise Boom
+
+    loads, writes = store.counts["load"], store.writes
+    with pytest.raises(Boom):
+        breaker.call(cycle_meanwhile)
+    assert store.counts["load"] == loads + 2  # other's refresh and breaker's info() inside
+    assert store.writes == writes + 3  # other's trip, claim and close
+    assert breaker.info().failure_count == 0
+
+
+def test_a_failure_never_extends_a_view_fresher_than_half_a_second() -> None:
+    """With a cache age under 0.5 s, a failure leaves the view's freshness alone."""
+    store, clock = CountingStore(), FakeClock()
+    breaker = make(store, clock, Config(local_cache_max_age=0.25))
+    assert breaker.call(ok) == "ok"
+    fail(breaker, 1)
+    loads = store.counts["load"]
+    clock.advance(0.25)
+    assert breaker.call(ok) == "ok"
+    assert store.counts["load"] == loads + 1
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_view_is_reread_at_exactly_its_cache_age(path: str) -> None:
+    """At local_cache_max_age exactly, the next call re-reads (the hot path ends there)."""
+    store, clock = CountingStore(), FakeClock()
+    breaker = make(store, clock)
+
+    async def aok() -> str:
+        return "ok"
+
+    def call() -> None:
+        if path == "sync":
+            assert breaker.call(ok) == "ok"
+        else:
+            assert asyncio.run(breaker.acall(aok)) == "ok"
+
+    call()
+    clock.advance(5)
+    call()
+    assert store.counts["load"] == 2
+
+
+def test_a_fenced_late_probe_rereads_the_store_consistently() -> None:
+    """A probe whose claim was taken over while it ran re-reads once its outcome is fenced."""
+    inner, clock = MemoryStore(), FakeClock()
+    store = ReadLog(inner)
+    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=2, probe_timeout=2)
+    slow, other = make(store, clock, config), make(inner, clock, config)
+    fail(slow, 1)
+    other.info()
+    clock.advance(12)
+
+    def overdue_probe() -> str:
+        assert other.info().probe_in_flight  # other sees the claim ...
+        clock.advance(3)  # ... for longer than probe_timeout
+        assert other.call(ok) == "ok"  # takes over the expired claim
+        store.take()
+        return "late"
+
+    assert slow.call(overdue_probe) == "late"
+    assert store.counts["cas_lost"] == 1
+    assert store.take() == [True]
+    assert slow._view.record == stored(inner)
