@@ -329,7 +329,8 @@ def test_a_claimer_whose_reread_finds_the_circuit_closed_is_admitted_and_counted
     that the fleet closed the circuit, makes its call as a closed call (its failure counts)."""
     store, clock = CountingStore(), FakeClock()
     config = Config(failure_threshold=2, recovery_timeout=10, success_threshold=1)
-    tripper, late = make(store, clock, config), make(store, clock, config)
+    late_store = ReadLog(store.inner)
+    tripper, late = make(store, clock, config), make(late_store, clock, config)
     fail(tripper, 2)
     assert late.info().state is CircuitState.OPEN  # late sees the trip as it happens
     clock.advance(11.5)  # past the period and the tripper's reservation
@@ -337,7 +338,9 @@ def test_a_claimer_whose_reread_finds_the_circuit_closed_is_admitted_and_counted
     assert tripper.call(ok) == "ok"  # the tripper's probe closes the circuit meanwhile
     clock.advance(0.125)  # late's view is older than a round trip: it re-reads first
     writes = store.writes
+    late_store.take()
     fail(late, 1)
+    assert late_store.take() == [True]
     assert store.writes == writes  # no claim was attempted on the closed record
     assert late.state is CircuitState.CLOSED
     assert late.info().failure_count == 1
@@ -495,17 +498,16 @@ def test_info_reads_the_store_even_during_a_backoff() -> None:
 
 def test_a_forked_child_starts_without_the_parents_backoff_or_pending_work() -> None:
     """What a forked child runs (``_after_fork_in_child``) forgets the parent's backoff, its
-    growth and its pending work: the child uses the store at once and backs off afresh."""
+    growth and its pending work: the child backs off afresh from 0.5 s."""
     store, clock = FailingStore(), FakeClock()
+    store.down.clear()
     config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
     breaker = make(store, clock, config)
-    breaker.info()
-    breaker.info()  # two failed reads: the parent is 1 s into a backoff that grows next to 2 s
-    breaker._after_fork_in_child()  # as os.fork runs it in the child
-    store.down.clear()
-    fail(breaker, 1)  # the child's trip goes to the store at once
-    assert stored(store.inner).state is CircuitState.OPEN
+    fail(breaker, 1)
     store.down.set()
+    breaker.info()
+    breaker.info()  # two failed reads: the parent backs off 1 s, 2 s at the next error
+    breaker._after_fork_in_child()  # as os.fork runs it in the child
     breaker.info()  # the child's first store error backs off 0.5 s
     assert attempts_at(breaker, store, clock, until=1) == [0.5]
     store.down.clear()
@@ -873,3 +875,99 @@ def test_a_fenced_late_probe_rereads_the_store_consistently() -> None:
     assert store.counts["cas_lost"] == 1
     assert store.take() == [True]
     assert slow._view.record == stored(inner)
+
+
+def test_a_claimer_whose_reread_finds_a_live_claim_is_refused() -> None:
+    """A process that routes to claim on a view read a moment ago, and learns from its re-read
+    that another process is probing, is refused without writing."""
+    store, clock = CountingStore(), FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
+    tripper, late = make(store, clock, config), make(store, clock, config)
+    fail(tripper, 1)
+    late.info()
+    clock.advance(11.5)
+    late.info()  # open, due, fresh
+
+    def probe() -> str:
+        clock.advance(0.125)
+        writes = store.writes
+        assert refused(late)
+        assert store.writes == writes
+        return "ok"
+
+    assert tripper.call(probe) == "ok"
+
+
+def test_the_store_is_written_again_from_the_very_end_of_a_backoff() -> None:
+    """A trip decided exactly when the backoff ends is written to the store."""
+    store, clock = FailingStore(), FakeClock()
+    breaker = make(store, clock, Config(failure_threshold=1))
+    assert breaker.call(ok) == "ok"  # the read fails: 0.5 s backoff
+    store.down.clear()
+    clock.advance(0.5)
+    fail(breaker, 1)
+    assert stored(store.inner).state is CircuitState.OPEN
+
+
+class SlowStore(CountingStore):
+    """Each operation takes ``delay`` seconds of the fake clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.delay = 0.0
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        self.clock.advance(self.delay)
+        return super().load(name, consistent=consistent)
+
+
+@pytest.mark.parametrize(("age", "rereads"), [(1.25, False), (1.5, True)])
+def test_a_trip_rereads_a_view_older_than_three_smoothed_round_trips(
+    age: float, rereads: bool
+) -> None:
+    """Round trips of 0.5 s then 0.25 s smooth to 0.45 s: a trip re-reads a view older than
+    1.35 s before writing, and writes on a younger one at once."""
+    clock = FakeClock()
+    store = SlowStore(clock)
+    breaker = make(store, clock, Config(failure_threshold=1))
+    store.delay = 0.5
+    assert breaker.call(ok) == "ok"
+    store.delay = 0.25
+    breaker.info()
+    store.delay = 0.0
+    clock.advance(age)
+    loads = store.counts["load"]
+    fail(breaker, 1)
+    assert store.counts["load"] - loads == (1 if rereads else 0)
+    assert stored(store.inner).state is CircuitState.OPEN
+
+
+def test_an_open_view_is_trusted_until_its_period_ends_and_not_longer() -> None:
+    """A process that saw a trip re-reads once a cache period, then exactly at the end of the
+    open period, trusts that read for half_open_refresh, and so learns of a close at once."""
+    inner, clock = MemoryStore(), FakeClock()
+    config = Config(
+        failure_threshold=1, recovery_timeout=9, success_threshold=1, local_cache_max_age=4
+    )
+    tripper = make(inner, clock, config)
+    store = CountingStore(inner)
+    watcher = make(store, clock, config)
+    fail(tripper, 1)
+    watcher.info()
+    loads = store.counts["load"]
+    reads_at: list[float] = []
+    for step in range(37):  # up to 9 s, every 0.25 s
+        assert refused(watcher)
+        if store.counts["load"] != loads:
+            loads = store.counts["load"]
+            reads_at.append(step * 0.25)
+        if step < 36:
+            clock.advance(0.25)
+    assert reads_at == [4.0, 8.0, 9.0]
+    clock.advance(0.125)  # the tripper's reservation is not over
+    assert refused(watcher)  # on the read made at 9 s, still fresh
+    assert store.counts["load"] == loads
+    assert tripper.call(ok) == "ok"  # the tripper probes and closes
+    clock.advance(0.125)
+    assert watcher.call(ok) == "ok"  # the watcher's 9 s read is stale: it learns at once
