@@ -305,6 +305,7 @@ def test_async_transition_hook_from_a_sync_call_inside_a_running_loop() -> None:
     assert hook.pairs == [("closed", "open")]
 
 
+@pytest.mark.logs_errors  # the hook's exception is logged on purpose
 @pytest.mark.parametrize("path", ["async", "sync"], ids=["async-path", "sync-path"])
 def test_async_transition_hook_exceptions_are_logged(
     path: str, caplog: pytest.LogCaptureFixture

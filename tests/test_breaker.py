@@ -245,6 +245,7 @@ def test_failed_probe_reopens_and_reports_it() -> None:
     assert hook.pairs()[-1] == ("half_open", "open")
 
 
+@pytest.mark.logs_errors  # the hook's exception is logged on purpose
 def test_hook_exceptions_are_logged_and_swallowed(caplog: pytest.LogCaptureFixture) -> None:
     """A broken on_transition hook never breaks the call that triggered it."""
 
