@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REPOSITORY = "https://github.com/fleetbreaker/fleetbreaker"
 
 
 def test_project_urls() -> None:
-    """pyproject.toml names the homepage, docs, changelog and issue tracker."""
-    tomllib = pytest.importorskip("tomllib")
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    urls = project["urls"]
+    """The installed metadata names the homepage, docs, changelog and issue tracker."""
+    entries = importlib.metadata.metadata("fleetbreaker").get_all("Project-URL") or []
+    urls = dict(entry.split(", ", 1) for entry in entries)
     assert set(urls) == {"Homepage", "Documentation", "Changelog", "Issues"}
     assert all(url.startswith(REPOSITORY) for url in urls.values())
 
