@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -173,3 +174,68 @@ def test_a_lost_settle_is_dropped_when_the_claim_was_taken_over() -> None:
     except CircuitOpenError:
         pass
     assert store.inner.load("svc") == taken  # the late success was never written
+
+
+def test_a_claim_left_by_a_loop_that_shut_down_is_released_at_the_next_read() -> None:
+    """A claim that landed after its event loop shut down is found and freed by this process's
+    next read, instead of holding the slot for probe_timeout."""
+    store, clock = ParkingStore(operation="cas", armed=False), FakeClock()
+    breaker = CircuitBreaker("svc", store=store, config=CONFIG, clock=clock)
+    with pytest.raises(Boom):
+        breaker.call(boom)
+    clock.advance(CONFIG.recovery_timeout)
+
+    async def probe() -> str:
+        return "never called"
+
+    async def scenario() -> None:
+        store.arm()
+        task = asyncio.create_task(breaker.acall(probe))
+        assert await asyncio.to_thread(store.parked.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        store.release.set()  # the write lands while asyncio.run cancels what is left
+
+    asyncio.run(scenario())
+    orphan = store.inner.load("svc")
+    assert orphan is not None
+    assert (orphan.state, orphan.probe_owner) == (CircuitState.HALF_OPEN, breaker._owner)
+    clock.advance(CONFIG.half_open_refresh)  # far less than probe_timeout
+    assert breaker.call(lambda: "ok") == "ok"
+    record = store.inner.load("svc")
+    assert record is not None
+    assert record.state is CircuitState.CLOSED
+
+
+def test_a_siblings_read_never_releases_a_claim_being_probed_or_settled() -> None:
+    """While one thread probes (and writes its outcome), another thread's reads leave the
+    claim alone: the probe's success is what closes the circuit."""
+    store, clock = ParkingStore(operation="cas", armed=False), FakeClock()
+    breaker = CircuitBreaker("svc", store=store, config=CONFIG, clock=clock)
+    with pytest.raises(Boom):
+        breaker.call(boom)
+    clock.advance(CONFIG.recovery_timeout)
+
+    def probe() -> str:
+        for _ in range(3):  # a sibling re-reads the claim while the probe runs
+            clock.advance(CONFIG.half_open_refresh)
+            with pytest.raises(CircuitOpenError):
+                breaker.call(lambda: "refused")
+        store.arm()  # park the outcome's write
+        return "probed"
+
+    results: list[str] = []
+    prober = threading.Thread(target=lambda: results.append(breaker.call(probe)))
+    prober.start()
+    assert store.parked.wait(10)
+    clock.advance(CONFIG.half_open_refresh)
+    with pytest.raises(CircuitOpenError):
+        breaker.call(lambda: "refused")  # reads the claim while its outcome is in flight
+    store.release.set()
+    prober.join(10)
+    assert results == ["probed"]
+    record = store.inner.load("svc")
+    assert record is not None
+    assert record.state is CircuitState.CLOSED
+    assert store.counts["cas_lost"] == 0

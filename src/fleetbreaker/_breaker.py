@@ -168,6 +168,7 @@ class CircuitBreaker:
         self._store_retry_at = float("-inf")  # monotonic: store left alone until then
         self._backoff = 0.0
         self._unsettled: _Unsettled | None = None  # a probe outcome the store has not taken yet
+        self._live_claims: set[int] = set()  # epochs of our claims that a call is probing on
         self._background: set[asyncio.Future[None]] = set()  # work outliving a cancelled call
         self._mismatch_logged: set[str] = set()
         self._init_process_state()
@@ -189,6 +190,7 @@ class CircuitBreaker:
         self._backoff = 0.0
         self._unsettled = None
         self._background = set()
+        self._live_claims = set()
 
     def __repr__(self) -> str:
         state = self._view.record.state.value
@@ -512,11 +514,17 @@ class CircuitBreaker:
         loaded = yield from self._load(consistent=consistent)
         if loaded is None:
             return self._keep_view_through_backoff()
-        unsettled = self._take_unsettled(loaded.record)
+        record = loaded.record
+        unsettled = self._take_unsettled(record)
         if unsettled is not None:
             # Our own claim, still in the store: write the probe's outcome now, instead of
             # refusing every call until the claim expires.
             yield from self._settle_claim(unsettled.claim, unsettled.outcome, local=False)
+            return self._view
+        if record.probe_owner == self._owner and record.epoch not in self._live_claims:
+            # A claim of ours that no call is probing on: its caller was cancelled while the
+            # write was in flight, or its event loop shut down before it could release it.
+            yield from self._settle_claim(record, RELEASE, local=False)
             return self._view
         self._check_fleet_settings(loaded.record)
         return self._install(loaded.record, started, absent=loaded.absent)
@@ -540,6 +548,7 @@ class CircuitBreaker:
             if self._claiming:
                 return Ticket(Kind.REJECT, view)
             self._claiming = True
+        claimed: int | None = None
         try:
             if self._view.read_at > view.read_at:  # another thread of ours just claimed or read
                 view = self._view
@@ -559,13 +568,21 @@ class CircuitBreaker:
             if new is None:
                 routed = self._route(view)
                 return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
+            # Known as ours before the write can land, so that no read of ours takes the
+            # claim for an orphan while this thread probes on it.
+            claimed = new.epoch
+            self._live_claims.add(claimed)
             won = yield from self._write(view, new)
             if won is False:
                 view = yield from self._read(consistent=True)
                 routed = self._route(view)
                 return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
-            return Ticket(Kind.PROBE, self._view, new, os.getpid())
+            ticket = Ticket(Kind.PROBE, self._view, new, os.getpid())
+            claimed = None  # the ticket's holder settles it
+            return ticket
         finally:
+            if claimed is not None:  # lost, or abandoned mid-write (a cancelled caller)
+                self._live_claims.discard(claimed)
             with self._lock:
                 self._claiming = False
 
@@ -602,7 +619,12 @@ class CircuitBreaker:
         """Record a probe's outcome, fenced by its claim token."""
         if ticket.pid != os.getpid() or ticket.record is None:
             return  # a forked child inherited the frame of its parent's probe: not its claim
-        yield from self._settle_claim(ticket.record, outcome, local=ticket.view.local)
+        try:
+            yield from self._settle_claim(ticket.record, outcome, local=ticket.view.local)
+        finally:
+            # Only now: a sibling's read must not release the claim while its outcome is
+            # being written (the outcome would then be fenced off and lost).
+            self._live_claims.discard(ticket.record.epoch)
 
     def _settle_claim(self, claim: Record, outcome: str, *, local: bool) -> Steps[None]:
         decide = _DECIDE[outcome]
