@@ -550,7 +550,10 @@ class CircuitBreaker:
             self._claiming = True
         claimed: int | None = None
         try:
-            if self._view.read_at > view.read_at:  # another thread of ours just claimed or read
+            if self._view is not view:
+                # Another thread of ours claimed, settled or read since this one routed: route
+                # again on that. (Compared by identity, not by read time: two views can carry
+                # one timestamp on a coarse or fake clock.)
                 view = self._view
                 if self._route(view) is not Route.CLAIM:
                     return Ticket(Kind.ADMIT if view.closed else Kind.REJECT, view)
@@ -728,8 +731,8 @@ class CircuitBreaker:
             seen_at = current.seen_at if current.record == record else now
             new = self._make_view(record, now, local=local, absent=absent, seen_at=seen_at)
             if record.epoch < current.record.epoch:
-                if current.read_at > started:
-                    return current  # a newer read or write landed while this one was running
+                if current.read_at >= started:
+                    return current  # a newer read or write landed while this one ran (or at once)
                 if current.local and self._route(current) is Route.REJECT:
                     # Our unpersisted trip still protects the downstream until its retry time.
                     new = self._make_view(
