@@ -267,6 +267,12 @@ BAD_URLS = [
         "password=...&bogus=1.*unknown query option 'bogus'",
         id="password-in-query",
     ),
+    pytest.param(
+        "redis://cache/0?password=hunter2&socket_timeout=abc",
+        {},
+        "password=[*][*][*].*Invalid value for 'socket_timeout'",
+        id="redis-py-refuses-password-in-query",
+    ),
     pytest.param("dynamodb://", {}, "needs a table name: dynamodb://TABLE", id="no-table"),
     pytest.param("dynamodb://ab", {}, "table_name must be a table name", id="bad-table"),
     pytest.param(
@@ -414,3 +420,12 @@ def test_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch, value: str, mess
     monkeypatch.setenv("FLEETBREAKER_STORE", value)
     with pytest.raises(ConfigError, match=message):
         from_env("memory://")
+
+
+def test_dynamodb_without_a_region(aws_sandbox: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No region anywhere: the error says to set one, in the environment or in the URL."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigError, match=r"region.*or add \?region= to the URL") as caught:
+        from_url("dynamodb://breakers")
+    assert caught.value.__suppress_context__

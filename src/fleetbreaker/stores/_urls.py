@@ -46,6 +46,7 @@ _EXAMPLES = "such as 'sqlite:///var/lib/app/breakers.db' or 'redis://cache:6379/
 # What botocore accepts as a region name (it raises its own error otherwise, mid-construction).
 _REGION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _UNKNOWN_KEYWORD = re.compile(r"unexpected keyword argument '(\w+)'")
+_QUERY_PASSWORD = re.compile(r"(password=)[^&#'\s]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +212,10 @@ def _redis(url: _Url, options: dict[str, Any]) -> Store:
                 "others are redis-py's (db, socket_timeout, socket_connect_timeout, "
                 "health_check_interval, ssl_ca_certs, ...); check the spelling"
             ) from None
-        # RedisStore's message already shows the URL (password hidden); say where it came from.
+        # RedisStore's message already shows the URL, its authority's password hidden; say
+        # where it came from, and hide a password given in the query too.
         source = f"{url.source}: " if url.source == ENV_VARIABLE else ""
-        raise ConfigError(f"{source}{exc}") from None
+        raise ConfigError(source + _QUERY_PASSWORD.sub(r"\1***", str(exc))) from None
 
 
 def _dynamodb(url: _Url, options: dict[str, Any]) -> Store:
@@ -259,7 +261,8 @@ def _dynamodb(url: _Url, options: dict[str, Any]) -> Store:
     try:
         return _construct(url, DynamoDBStore, given, options)
     except StoreError as exc:  # DynamoDBStore does no I/O when built: this is configuration
-        raise url.error(f"{exc}") from None
+        hint = "; or add ?region= to the URL" if "region" in str(exc) and not region else ""
+        raise url.error(f"{exc}{hint}") from None
 
 
 def _construct(
@@ -306,7 +309,7 @@ def _redact(url: str) -> str:
     userinfo, at, host = authority.rpartition("@")
     if at and ":" in userinfo:
         authority = f"{userinfo.partition(':')[0]}:***@{host}"
-    tail = re.sub(r"(password=)[^&#]*", r"\1***", tail)
+    tail = _QUERY_PASSWORD.sub(r"\1***", tail)
     return f"{scheme}{separator}{authority}{tail}"
 
 
