@@ -187,7 +187,9 @@ BAD_URLS = [
     pytest.param("", {}, "must be a non-empty string .*schemes: memory://, sqlite://", id="empty"),
     pytest.param(42, {}, "got 42", id="not-text"),
     pytest.param(" memory://", {}, "whitespace", id="leading-space"),
-    pytest.param("memory://\n", {}, "whitespace or control characters", id="trailing-newline"),
+    pytest.param(
+        "memory://\n", {}, "surrounding whitespace or a control character", id="trailing-newline"
+    ),
     pytest.param("cache:6379", {}, "is not a store URL: write SCHEME://", id="no-scheme"),
     pytest.param(
         "http://cache",

@@ -114,13 +114,15 @@ def _parse(url: object, source: str) -> _Url:
         )
     shown = f"{source} {_redact(url)!r}"
     if url.strip() != url or not url.isprintable():
-        raise ConfigError(f"{shown}: has whitespace or control characters around or in it")
+        raise ConfigError(f"{shown}: has surrounding whitespace or a control character; remove it")
     scheme, separator, _ = url.partition("://")
     if not separator or not scheme:
         raise ConfigError(f"{shown}: is not a store URL: write SCHEME://..., {_EXAMPLES}")
     scheme = scheme.lower()
     if scheme not in _BUILDERS:
-        hint = "; for a Unix socket use RedisStore.from_url('unix://...')" * (scheme == "unix")
+        hint = (
+            "; for a Unix socket use RedisStore.from_url('unix://...')" if scheme == "unix" else ""
+        )
         raise ConfigError(f"{shown}: unknown scheme {scheme!r}; known: {_known()}{hint}")
     if "#" in url:
         raise ConfigError(f"{shown}: has a '#': write a '#' in a password or value as %23")
