@@ -15,6 +15,7 @@ from fleetbreaker.stores.base import KeyValueStore, Stored, Write, store_error
 
 __all__ = ["SQLiteStore"]
 
+MAX_TIMEOUT_S = 60.0  # the longest lock wait a store may be given
 _SCHEMA_VERSION = "1"
 _TABLE = "fleetbreaker_circuits"
 
@@ -111,8 +112,10 @@ class SQLiteStore(KeyValueStore):
                 f"SQLiteStore needs a file path shared by the processes, got {text!r}; "
                 "for one process use MemoryStore"
             )
-        if not (isinstance(timeout, int | float) and 0 < timeout <= 60):
-            raise StoreError(f"SQLiteStore timeout must be seconds in (0, 60], got {timeout!r}")
+        if not (isinstance(timeout, int | float) and 0 < timeout <= MAX_TIMEOUT_S):
+            raise StoreError(
+                f"SQLiteStore timeout must be seconds in (0, {MAX_TIMEOUT_S:g}], got {timeout!r}"
+            )
         self.path = Path(text)
         self._label = "SQLiteStore"
         self._timeout = float(timeout)
