@@ -29,40 +29,7 @@ from fleetbreaker import (
 from fleetbreaker._protocol import Record
 from fleetbreaker.testing import FakeClock, RecordingHook, breakers_disabled
 from tests.helpers import CountingStore, FailingStore
-
-CONFIG = Config(
-    failure_threshold=3, recovery_timeout=10, success_threshold=2, local_cache_max_age=5
-)
-
-
-class Boom(Exception):
-    pass
-
-
-def boom() -> None:
-    raise Boom("downstream failed")
-
-
-def ok() -> str:
-    return "ok"
-
-
-def make(
-    store: Any = None, clock: FakeClock | None = None, config: Config = CONFIG, **kw: Any
-) -> CircuitBreaker:
-    return CircuitBreaker(
-        "svc",
-        store=MemoryStore() if store is None else store,
-        config=config,
-        clock=clock or FakeClock(),
-        **kw,
-    )
-
-
-def fail(breaker: CircuitBreaker, times: int) -> None:
-    for _ in range(times):
-        with pytest.raises(Boom):
-            breaker.call(boom)
+from tests.test_breaker import Boom, boom, fail, make, ok
 
 
 def refused(breaker: CircuitBreaker) -> bool:
