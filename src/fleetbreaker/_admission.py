@@ -5,12 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fleetbreaker._protocol import ABSENT, Record
+from fleetbreaker._protocol import ABSENT, CircuitState, Record, claim_period, open_period
 
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
 
-__all__ = ["COLD", "FAILURE", "RELEASE", "SUCCESS", "Kind", "Ticket", "View", "outcome"]
+__all__ = [
+    "COLD",
+    "FAILURE",
+    "RELEASE",
+    "SUCCESS",
+    "Kind",
+    "Ticket",
+    "View",
+    "make_view",
+    "outcome",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,41 @@ class View:
 
 
 COLD = View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)
+
+
+def make_view(
+    record: Record,
+    now: float,
+    config: Config,
+    *,
+    local: bool,
+    absent: bool,
+    seen_at: float,
+    extra: float = 0.0,
+) -> View:
+    """The view of ``record`` read at monotonic ``now`` (first seen at ``seen_at``), fresh
+    until the record could change; ``extra`` seconds longer while the store is in backoff."""
+    max_age = config.local_cache_max_age + extra
+    state = record.state
+    if state is CircuitState.CLOSED:
+        ttl = max_age
+    else:
+        elapsed = now - seen_at
+        # half_open_refresh: the fleet resumes within it of a close, not within a whole cache
+        # period.
+        ttl = min(max_age, config.half_open_refresh + extra)
+        # Past its open period an open view is re-read like a half-open one, even while the
+        # probe is reserved for another process: the fleet must learn of a close soon.
+        if state is CircuitState.OPEN:
+            remaining = open_period(record, config) - elapsed
+            if remaining > 0:
+                ttl = min(max_age, remaining)
+        elif record.probe_owner is not None:
+            remaining = claim_period(record, config) - elapsed
+            if remaining > 0:
+                ttl = min(ttl, remaining)
+    closed = state is CircuitState.CLOSED
+    return View(record, now, now + ttl, closed, local, absent, seen_at)
 
 
 class Kind:

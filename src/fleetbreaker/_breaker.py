@@ -29,7 +29,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from fleetbreaker import _fleet_settings as fleet_settings
@@ -43,6 +43,7 @@ from fleetbreaker._admission import (
     Kind,
     Ticket,
     View,
+    make_view,
     outcome,
 )
 from fleetbreaker._callables import (
@@ -58,8 +59,10 @@ from fleetbreaker._guard import Guard
 from fleetbreaker._hooks import HookRunner
 from fleetbreaker._info import CircuitInfo, CircuitTransition
 from fleetbreaker._limits import sane_wall
+from fleetbreaker._own_claims import OwnClaims
 from fleetbreaker._protocol import ABSENT, CircuitState, Record, Route
 from fleetbreaker._steps import CompareAndSet, Load, Steps, Wait, adrive, drive, resolve
+from fleetbreaker._store_health import StoreHealth
 from fleetbreaker.config import Config
 from fleetbreaker.errors import CircuitOpenError, ConfigError
 from fleetbreaker.stores.base import Store
@@ -76,10 +79,6 @@ T = TypeVar("T")
 FAILING_REFRESH: Final = 0.5
 """A process whose closed-path calls fail re-reads a view older than this, so it stops calling a
 downstream the fleet has already tripped."""
-BACKOFF_MIN: Final = 0.5
-BACKOFF_MAX: Final = 15.0
-"""After a store error the store is left alone for a growing while (seconds): a dead store costs
-each process one timeout per backoff period, not one per call."""
 MAX_NAME_LENGTH: Final = 200
 
 
@@ -164,11 +163,8 @@ class CircuitBreaker:
         self._view = COLD
         self._failures = 0  # consecutive closed-path failures seen by this process ...
         self._failures_epoch = -1  # ... in the closed episode with this epoch
-        self._rtt = 0.0  # smoothed store round trip, seconds
-        self._store_retry_at = float("-inf")  # monotonic: store left alone until then
-        self._backoff = 0.0
-        self._unsettled: _Unsettled | None = None  # a probe outcome the store has not taken yet
-        self._live_claims: set[int] = set()  # epochs of our claims that a call is probing on
+        self._health = StoreHealth()
+        self._claims = OwnClaims()
         self._background: set[asyncio.Future[None]] = set()  # work outliving a cancelled call
         self._mismatch_logged: set[str] = set()
         self._init_process_state()
@@ -186,11 +182,9 @@ class CircuitBreaker:
         # owner id; a probe the parent was running can never be settled from here (its
         # ticket carries the parent's pid).
         self._init_process_state()
-        self._store_retry_at = float("-inf")
-        self._backoff = 0.0
-        self._unsettled = None
+        self._health.forget_errors()
+        self._claims = OwnClaims()
         self._background = set()
-        self._live_claims = set()
 
     def __repr__(self) -> str:
         state = self._view.record.state.value
@@ -509,19 +503,19 @@ class CircuitBreaker:
     def _read(self, *, consistent: bool, force: bool = False) -> Steps[View]:
         """Read the record and install it as the view; on store trouble keep the local view."""
         started = self._mono()
-        if started < self._store_retry_at and not force:
+        if self._health.resting(started) and not force:
             return self._view
         loaded = yield from self._load(consistent=consistent)
         if loaded is None:
             return self._keep_view_through_backoff()
         record = loaded.record
-        unsettled = self._take_unsettled(record)
+        unsettled = self._claims.take_unsettled(record)
         if unsettled is not None:
             # Our own claim, still in the store: write the probe's outcome now, instead of
             # refusing every call until the claim expires.
             yield from self._settle_claim(unsettled.claim, unsettled.outcome, local=False)
             return self._view
-        if record.probe_owner == self._owner and record.epoch not in self._live_claims:
+        if self._claims.orphaned(record, self._owner):
             # A claim of ours that no call is probing on: its caller was cancelled while the
             # write was in flight, or its event loop shut down before it could release it.
             yield from self._settle_claim(record, RELEASE, local=False)
@@ -537,7 +531,7 @@ class CircuitBreaker:
         except Exception as exc:
             self._store_failed(exc, "read")
             return None
-        self._store_ok(self._mono() - started)
+        self._health.answered(self._mono() - started)
         if record is None:
             return View(ABSENT, started, started, closed=True, absent=True)
         return View(record, started, started, record.state is CircuitState.CLOSED)
@@ -557,7 +551,7 @@ class CircuitBreaker:
                 view = self._view
                 if self._route(view) is not Route.CLAIM:
                     return Ticket(Kind.ADMIT if view.closed else Kind.REJECT, view)
-            if self._mono() - view.read_at > self._reread_age():
+            if self._health.outdated(self._mono() - view.read_at):
                 # Re-read before writing: reads are cheaper than conditional writes, and most
                 # of a fleet's would-be claimers learn here that someone else already won.
                 view = yield from self._read(consistent=True)
@@ -574,7 +568,7 @@ class CircuitBreaker:
             # Known as ours before the write can land, so that no read of ours takes the
             # claim for an orphan while this thread probes on it.
             claimed = new.epoch
-            self._live_claims.add(claimed)
+            self._claims.probing(claimed)
             won = yield from self._write(view, new)
             if won is False:
                 view = yield from self._read(consistent=True)
@@ -585,7 +579,7 @@ class CircuitBreaker:
             return ticket
         finally:
             if claimed is not None:  # lost, or abandoned mid-write (a cancelled caller)
-                self._live_claims.discard(claimed)
+                self._claims.done(claimed)
             with self._lock:
                 self._claiming = False
 
@@ -603,9 +597,9 @@ class CircuitBreaker:
         # Stop this process's other callers at once, not after the store round trips below.
         started = self._mono()
         self._install(new, started, local=True)
-        if started < self._store_retry_at:
+        if self._health.resting(started):
             return  # the store is in backoff: the local trip is all we can do
-        if started - view.read_at > self._reread_age():
+        if self._health.outdated(started - view.read_at):
             fresh = yield from self._load(consistent=True)
             if fresh is None:
                 return  # store trouble: the local trip stands
@@ -627,7 +621,7 @@ class CircuitBreaker:
         finally:
             # Only now: a sibling's read must not release the claim while its outcome is
             # being written (the outcome would then be fenced off and lost).
-            self._live_claims.discard(ticket.record.epoch)
+            self._claims.done(ticket.record.epoch)
 
     def _settle_claim(self, claim: Record, outcome: str, *, local: bool) -> Steps[None]:
         decide = _DECIDE[outcome]
@@ -639,11 +633,12 @@ class CircuitBreaker:
         if won is None:
             # The store did not take it: the outcome stands locally, and is written at the
             # first read (after the backoff) that still finds our claim in the store.
+            self._claims.defer(claim, outcome)
+            retry_at = self._health.retry_at
             with self._lock:
-                self._unsettled = _Unsettled(claim, outcome)
                 current = self._view
-                if current.fresh_until > self._store_retry_at:
-                    self._view = replace(current, fresh_until=self._store_retry_at)
+                if current.fresh_until > retry_at:
+                    self._view = replace(current, fresh_until=retry_at)
         elif won is False:
             # Fenced: our claim expired and was taken over. The newer episode stands.
             logger.info("circuit %r: a late probe %s was fenced off", self.name, outcome)
@@ -652,7 +647,7 @@ class CircuitBreaker:
     def _write(self, view: View, new: Record) -> Steps[bool | None]:
         """Compare-and-set ``new`` over ``view.record``: True won, False lost, None local only."""
         started = self._mono()
-        if started < self._store_retry_at:
+        if self._health.resting(started):
             self._install(new, started, local=True)
             return None
         expected = None if view.absent else view.record.epoch
@@ -662,7 +657,7 @@ class CircuitBreaker:
             self._store_failed(exc, "write")
             self._install(new, started, local=True)
             return None
-        self._store_ok(self._mono() - started)
+        self._health.answered(self._mono() - started)
         if won:
             self._install(new, started)
             if new.state is not view.record.state:
@@ -683,40 +678,6 @@ class CircuitBreaker:
             owner=self._owner,
         )
 
-    def _make_view(
-        self,
-        record: Record,
-        now: float,
-        *,
-        local: bool,
-        absent: bool,
-        seen_at: float,
-        extra: float = 0.0,
-    ) -> View:
-        """The view of ``record`` read at monotonic ``now``, fresh until it could change."""
-        config = self.config
-        max_age = config.local_cache_max_age + extra
-        state = record.state
-        if state is CircuitState.CLOSED:
-            ttl = max_age
-        else:
-            elapsed = now - seen_at
-            # config.half_open_refresh: the fleet resumes within it of a close, not within a
-            # whole cache period.
-            ttl = min(max_age, config.half_open_refresh + extra)
-            # Past its open period an open view is re-read like a half-open one, even while
-            # the probe is reserved for another process: the fleet must learn of a close soon.
-            if state is CircuitState.OPEN:
-                remaining = protocol.open_period(record, config) - elapsed
-                if remaining > 0:
-                    ttl = min(max_age, remaining)
-            elif record.probe_owner is not None:
-                remaining = protocol.claim_period(record, config) - elapsed
-                if remaining > 0:
-                    ttl = min(ttl, remaining)
-        closed = state is CircuitState.CLOSED
-        return View(record, now, now + ttl, closed, local, absent, seen_at)
-
     def _install(
         self, record: Record, started: float, *, local: bool = False, absent: bool = False
     ) -> View:
@@ -729,15 +690,16 @@ class CircuitBreaker:
         with self._lock:
             current = self._view
             seen_at = current.seen_at if current.record == record else now
-            new = self._make_view(record, now, local=local, absent=absent, seen_at=seen_at)
+            new = make_view(record, now, self.config, local=local, absent=absent, seen_at=seen_at)
             if record.epoch < current.record.epoch:
                 if current.read_at >= started:
                     return current  # a newer read or write landed while this one ran (or at once)
                 if current.local and self._route(current) is Route.REJECT:
                     # Our unpersisted trip still protects the downstream until its retry time.
-                    new = self._make_view(
+                    new = make_view(
                         current.record,
                         now,
+                        self.config,
                         local=True,
                         absent=current.absent,
                         seen_at=current.seen_at,
@@ -749,30 +711,21 @@ class CircuitBreaker:
         now = self._mono()
         with self._lock:
             current = self._view
-            extra = max(0.0, self._store_retry_at - now)
-            view = self._make_view(
+            retry_at = self._health.retry_at
+            extra = max(0.0, retry_at - now)
+            view = make_view(
                 current.record,
                 now,
+                self.config,
                 local=current.local,
                 absent=current.absent,
                 seen_at=current.seen_at,
                 extra=extra,
             )
             if current.record.state is not CircuitState.CLOSED:
-                view = replace(view, fresh_until=min(view.fresh_until, self._store_retry_at))
+                view = replace(view, fresh_until=min(view.fresh_until, retry_at))
             self._view = view
             return view
-
-    def _take_unsettled(self, record: Record) -> _Unsettled | None:
-        """The probe outcome still to be written, if ``record`` is still our claim."""
-        with self._lock:
-            unsettled, self._unsettled = self._unsettled, None
-        if unsettled is None:
-            return None
-        claim = unsettled.claim
-        if record.epoch != claim.epoch or record.probe_owner != claim.probe_owner:
-            return None  # the fleet moved on (the claim expired and was taken over)
-        return unsettled
 
     def _check_fleet_settings(self, record: Record) -> None:
         """Log once per setting when the fleet writes this circuit with other settings."""
@@ -812,23 +765,15 @@ class CircuitBreaker:
         with self._lock:
             self._failures = 0
 
-    def _reread_age(self) -> float:
-        return 3 * self._rtt
-
-    def _store_ok(self, rtt: float) -> None:
-        self._backoff = 0.0
-        self._rtt = rtt if self._rtt == 0.0 else 0.8 * self._rtt + 0.2 * rtt
-
     def _store_failed(self, exc: Exception, operation: str) -> None:
-        self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
-        self._store_retry_at = self._mono() + self._backoff
+        backoff = self._health.failed(self._mono())
         logger.warning(
             "circuit %r: store %s failed (%s: %s); serving from the local view for %.1f s",
             self.name,
             operation,
             type(exc).__name__,
             exc,
-            self._backoff,
+            backoff,
         )
 
     def _announce(self, old: Record, new: Record) -> None:
@@ -855,14 +800,6 @@ class CircuitBreaker:
             if record.retry_at - record.updated_at > period:  # type: ignore[operator]
                 record = replace(record, retry_at=record.updated_at + period)
         return CircuitInfo.from_record(self.name, record, failures)
-
-
-@dataclass(frozen=True, slots=True)
-class _Unsettled:
-    """A probe outcome decided locally that the store has not taken yet."""
-
-    claim: Record
-    outcome: str
 
 
 _DECIDE: Final = {
