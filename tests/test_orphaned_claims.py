@@ -135,11 +135,14 @@ def test_a_lost_settle_is_written_when_the_store_is_back() -> None:
     assert (claim.state, claim.probe_owner) == (CircuitState.HALF_OPEN, breaker._owner)
     store.down.clear()
     clock.advance(1.0)  # past the store backoff; far less than probe_timeout
-    for _ in range(5):
-        assert breaker.call(lambda: "ok") == "ok"
+    writes = store.counts["cas"]
+    assert breaker.call(lambda: "ok") == "ok"
+    assert store.counts["cas"] == writes + 1  # the probe's own success: no release, no new probe
     record = store.inner.load("svc")
     assert record is not None
     assert record.state is CircuitState.CLOSED
+    for _ in range(4):
+        assert breaker.call(lambda: "ok") == "ok"
     clock.advance(CONFIG.local_cache_max_age)
     assert other.call(lambda: "ok") == "ok"
 
