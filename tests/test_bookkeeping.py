@@ -3,6 +3,8 @@ store's health (``StoreHealth``) and this process's own claims (``OwnClaims``)."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fleetbreaker import CircuitState, Config
@@ -139,14 +141,10 @@ def test_an_unsettled_outcome_is_taken_once_and_only_for_its_own_claim() -> None
     assert (taken.claim, taken.outcome) == (mine, "success")
     assert claims.take_unsettled(mine) is None
     for newer in (
-        Record(**{**_fields(mine), "epoch": mine.epoch + 2}),  # ours again, a later claim
-        Record(**{**_fields(mine), "probe_owner": "other"}),  # same epoch, not ours
-        Record(**{**_fields(mine), "epoch": mine.epoch + 1, "probe_owner": "other"}),
+        replace(mine, epoch=mine.epoch + 2),  # ours again, a later claim
+        replace(mine, probe_owner="other"),  # same epoch, not ours
+        replace(mine, epoch=mine.epoch + 1, probe_owner="other"),
     ):
         claims.defer(mine, "failure")
         assert claims.take_unsettled(newer) is None
         assert claims.take_unsettled(mine) is None  # dropped, not kept for later
-
-
-def _fields(record: Record) -> dict[str, object]:
-    return {name: getattr(record, name) for name in Record.__slots__}
