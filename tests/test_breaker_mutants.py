@@ -26,7 +26,7 @@ from fleetbreaker import (
     _switch,
     circuit_breaker,
 )
-from fleetbreaker._protocol import Record
+from fleetbreaker._protocol import Record, Route
 from fleetbreaker.testing import FakeClock, RecordingHook, breakers_disabled
 from tests.helpers import CountingStore, FailingStore
 from tests.test_breaker import Boom, boom, fail, make, ok
@@ -938,3 +938,41 @@ def test_an_open_view_is_trusted_until_its_period_ends_and_not_longer() -> None:
     assert tripper.call(ok) == "ok"  # the tripper probes and closes
     clock.advance(0.125)
     assert watcher.call(ok) == "ok"  # the watcher's 9 s read is stale: it learns at once
+
+
+def test_a_claim_routes_again_on_a_view_a_sibling_installed_meanwhile() -> None:
+    """A thread about to claim whose process learned of a newer record meanwhile (another
+    thread read it, or claimed) routes on that record: no write on the stale one, no call."""
+    from fleetbreaker import _protocol as protocol
+
+    store, clock = CountingStore(), FakeClock()
+    config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
+    breaker = make(store, clock, config)
+    fail(breaker, 1)
+    clock.advance(config.recovery_timeout)  # due: the slot is reserved for this process
+    tripped = store.inner.load("svc")
+    assert tripped is not None
+    taken = protocol.claim(
+        tripped, now=tripped.updated_at + 11, elapsed=11.0, owner="another process", config=config
+    )
+    assert taken is not None
+    routes: list[object] = []
+    route = breaker._route
+
+    def route_then_learn(view: Any) -> Any:
+        where = route(view)
+        routes.append(where)
+        if len(routes) == 1:  # routed to claim; meanwhile another process claims, and a
+            # sibling thread of ours reads that claim and installs it
+            assert where is Route.CLAIM
+            assert store.inner.compare_and_set("svc", tripped.epoch, taken)
+            breaker._install(taken, clock.monotonic())
+        return where
+
+    breaker._route = route_then_learn  # type: ignore[method-assign]
+    writes, ran = store.writes, []
+    with pytest.raises(CircuitOpenError):
+        breaker.call(lambda: ran.append(1))
+    assert ran == []
+    assert store.writes == writes  # no claim written over the stale record
+    assert breaker.state is CircuitState.HALF_OPEN
