@@ -118,7 +118,9 @@ def test_defaults_are_a_fresh_config_and_a_private_memory_store() -> None:
     assert breaker.config == Config()
     assert isinstance(breaker.store, MemoryStore)
     assert breaker.store is not other.store
-    for _ in range(Config().failure_threshold - 1):
+    threshold = Config().failure_threshold
+    assert threshold is not None
+    for _ in range(threshold - 1):
         with pytest.raises(Boom):
             breaker.call(boom)
     assert breaker.state is CircuitState.CLOSED

@@ -37,7 +37,7 @@ from fleetbreaker import CircuitBreaker, Config, ConfigError, MemoryStore
         ({"probe_timeout": 0}, "probe_timeout must be a finite number of seconds > 0, got 0"),
         (
             {"record_ttl": 10},
-            r"record_ttl must be at least 2 x \(recovery_timeout + probe_timeout\) = 120 s",
+            r"record_ttl must be at least 2 x \(longest open period + probe_timeout\) = 120 s",
         ),
         (
             {"recovery_timeout": 1e12, "record_ttl": 5e12},

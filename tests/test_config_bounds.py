@@ -106,11 +106,17 @@ def test_times_refuse_bools_negatives_non_finite_and_non_numbers(name: str, valu
 
 
 @pytest.mark.parametrize("name", ["failure_threshold", "success_threshold"])
-@pytest.mark.parametrize("value", [0, -1, True, 1.0, "1", None], ids=repr)
+@pytest.mark.parametrize("value", [0, -1, True, 1.0, "1"], ids=repr)
 def test_thresholds_refuse_anything_but_positive_ints(name: str, value: object) -> None:
-    """Thresholds refuse zero, negatives, bools, floats, strings and None."""
+    """Thresholds refuse zero, negatives, bools, floats and strings."""
     with pytest.raises(ConfigError, match=f"{name} must be a positive integer"):
         Config(**{name: value})  # type: ignore[arg-type]
+
+
+def test_success_threshold_refuses_none() -> None:
+    """success_threshold has no off switch (failure_threshold=None turns its rule off)."""
+    with pytest.raises(ConfigError, match="success_threshold must be a positive integer"):
+        Config(success_threshold=None)  # type: ignore[arg-type]
 
 
 def test_times_are_stored_as_floats() -> None:

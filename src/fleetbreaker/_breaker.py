@@ -588,7 +588,7 @@ class CircuitBreaker:
         new = protocol.trip(
             view.record,
             now=self._now(),
-            failures=self.config.failure_threshold,
+            failures=self._failures,
             config=self.config,
             owner=self._owner,
         )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from fleetbreaker._limits import MAX_PERIOD, MAX_RECORD_TTL
 from fleetbreaker.errors import ConfigError
@@ -15,6 +15,33 @@ __all__ = ["Config"]
 ExceptionTypes = tuple[type[Exception], ...]
 
 _WEEK = 7 * 24 * 3600.0
+DAY: Final = 24 * 3600.0
+"""The longest open period when no ``recovery_timeout_max`` is set but the period can grow
+(``recovery_backoff_multiplier`` > 1 or a ``retry_after`` hint)."""
+MAX_REPORTERS: Final = 32
+"""Largest ``fleet_minimum_reporters``: the record keeps that many reports, and must stay small."""
+MAX_WINDOW_CALLS: Final = 1_000_000
+"""Largest count window (its failed and slow calls are kept one by one)."""
+WINDOW_TYPES: Final = ("time", "count")
+DEFAULT_REPORT_WINDOW: Final = 60.0
+
+
+def _optional_int(name: str, value: object) -> int | None:
+    return None if value is None else _positive_int(name, value)
+
+
+def _rate(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    ok_type = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok_type or not 0 < value <= 1:  # type: ignore[operator]  # NaN fails too
+        raise ConfigError(f"{name} must be a rate in (0, 1] (0.5 is 50 %) or None, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _callable(name: str, value: object, what: str) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(f"{name} must be callable ({what}) or None, got {value!r}")
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -68,10 +95,42 @@ class Config:
     count); an empty ``ignored_exceptions`` means no denylist and is stored as ``None``.
     """
 
-    failure_threshold: int = 5
-    """Consecutive failures (seen by one process) that trip the circuit."""
+    failure_threshold: int | None = 5
+    """Consecutive failures (seen by one process) that trip the circuit; None turns the rule
+    off."""
+    failure_rate_threshold: float | None = None
+    """Trip when at least this share of the window's calls failed (in (0, 1]); None: off."""
+    slow_call_duration_threshold: float | None = None
+    """Seconds from which a call counts as slow (timed on the breaker's monotonic clock)."""
+    slow_call_rate_threshold: float | None = None
+    """Trip when at least this share of the window's calls were slow (in (0, 1]); None: off.
+    A slow call's result still reaches its caller; with this rule a slow probe fails."""
+    minimum_number_of_calls: int = 20
+    """No rate verdict on a window holding fewer calls (a count window caps it at its size)."""
+    sliding_window_type: str = "time"
+    """``"time"``: the last ``sliding_window_size`` seconds, in 10 buckets aligned to Unix
+    time; ``"count"``: the last ``sliding_window_size`` calls."""
+    sliding_window_size: float = 60
+    """Seconds (time window) or calls (count window) of this process's recent calls."""
+    record_result: Callable[[Any], bool] | None = None
+    """``record_result(value) -> bool``: True makes a returned value count as a failure (the
+    value is still returned). One that raises is logged and the call counts as a success."""
     recovery_timeout: float = 30.0
-    """Seconds the circuit stays open before one probe call is let through."""
+    """Seconds the circuit stays open (the first time) before one probe call is let through."""
+    recovery_backoff_multiplier: float = 1.0
+    """Each consecutive failed recovery multiplies the open period by this (>= 1)."""
+    recovery_timeout_max: float | None = None
+    """Longest open period (default: 24 h when the period can grow, else recovery_timeout)."""
+    recovery_jitter: float = 0.0
+    """Each open period is drawn from [(1 - jitter) x d, d], once, by the writer (in [0, 1))."""
+    retry_after: Callable[[Any], float | None] | None = None
+    """``retry_after(failure) -> seconds | None`` for the exception (or failing value) that
+    tripped the circuit or failed the probe: keeps the circuit open at least that long."""
+    fleet_minimum_reporters: int = 1
+    """Open fleet-wide only when this many processes' rules fired within
+    ``fleet_report_window``; a process whose rules fire always stops its own calls at once."""
+    fleet_report_window: float | None = None
+    """Seconds a report counts (default: the time window's size, or 60 s)."""
     success_threshold: int = 3
     """Consecutive successful probes (fleet-wide) that close the circuit again."""
     handled_exceptions: ExceptionTypes | None = None
@@ -87,10 +146,13 @@ class Config:
     """Longest a process trusts its view of a half-open or past-due open circuit (seconds); the
     fleet's read rate during a recovery is about processes / half_open_refresh."""
     _probe_timeout: float = field(init=False, repr=False, compare=False)
+    _max_open: float = field(init=False, repr=False, compare=False)
+    _report_window: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        _positive_int("failure_threshold", self.failure_threshold)
+        _optional_int("failure_threshold", self.failure_threshold)
+        self._check_rate_rules()
         _positive_int("success_threshold", self.success_threshold)
         set_(
             self,
@@ -121,11 +183,12 @@ class Config:
         probe = self.recovery_timeout if self.probe_timeout is None else self.probe_timeout
         probe = _seconds("probe_timeout", probe, allow_zero=False)
         set_(self, "_probe_timeout", probe)
+        self._check_recovery()
         ttl = _seconds("record_ttl", self.record_ttl, allow_zero=False, maximum=MAX_RECORD_TTL)
-        if ttl < 2 * (self.recovery_timeout + probe):
+        if ttl < 2 * (self._max_open + probe):
             raise ConfigError(
-                f"record_ttl must be at least 2 x (recovery_timeout + probe_timeout) = "
-                f"{2 * (self.recovery_timeout + probe):g} s so a live circuit is never "
+                f"record_ttl must be at least 2 x (longest open period + probe_timeout) = "
+                f"{2 * (self._max_open + probe):g} s so a live circuit is never "
                 f"reaped, got {self.record_ttl!r}"
             )
         set_(self, "record_ttl", ttl)
@@ -134,6 +197,108 @@ class Config:
             "half_open_refresh",
             _seconds("half_open_refresh", self.half_open_refresh, allow_zero=False),
         )
+
+    def _check_rate_rules(self) -> None:
+        set_ = object.__setattr__
+        for name in ("failure_rate_threshold", "slow_call_rate_threshold"):
+            set_(self, name, _rate(name, getattr(self, name)))
+        if self.slow_call_duration_threshold is not None:
+            set_(
+                self,
+                "slow_call_duration_threshold",
+                _seconds(
+                    "slow_call_duration_threshold",
+                    self.slow_call_duration_threshold,
+                    allow_zero=False,
+                ),
+            )
+        if (self.slow_call_rate_threshold is None) != (self.slow_call_duration_threshold is None):
+            raise ConfigError(
+                "slow_call_rate_threshold and slow_call_duration_threshold go together: give "
+                "both (a call is slow from the duration on; the rule fires at the rate) or neither"
+            )
+        if (
+            self.failure_threshold is None
+            and self.failure_rate_threshold is None
+            and self.slow_call_rate_threshold is None
+        ):
+            raise ConfigError(
+                "no rule could ever trip the circuit: enable failure_threshold, "
+                "failure_rate_threshold or slow_call_rate_threshold"
+            )
+        _positive_int("minimum_number_of_calls", self.minimum_number_of_calls)
+        if self.sliding_window_type not in WINDOW_TYPES:
+            raise ConfigError(
+                f'sliding_window_type must be "time" or "count", got {self.sliding_window_type!r}'
+            )
+        if self.sliding_window_type == "count":
+            size = _positive_int("sliding_window_size", self.sliding_window_size)
+            if size > MAX_WINDOW_CALLS:
+                raise ConfigError(
+                    f"sliding_window_size must be at most {MAX_WINDOW_CALLS} calls for a count "
+                    f"window, got {size}"
+                )
+        else:
+            size = _seconds("sliding_window_size", self.sliding_window_size, allow_zero=False)  # type: ignore[assignment]
+        set_(self, "sliding_window_size", size)
+        _callable("record_result", self.record_result, "value -> bool")
+        _callable("retry_after", self.retry_after, "failure -> seconds or None")
+        reporters = _positive_int("fleet_minimum_reporters", self.fleet_minimum_reporters)
+        if reporters > MAX_REPORTERS:
+            raise ConfigError(
+                f"fleet_minimum_reporters must be at most {MAX_REPORTERS}, got {reporters}"
+            )
+        window = self.fleet_report_window
+        if window is None:
+            window = size if self.sliding_window_type == "time" else DEFAULT_REPORT_WINDOW
+        set_(self, "_report_window", _seconds("fleet_report_window", window, allow_zero=False))
+
+    def _check_recovery(self) -> None:
+        set_ = object.__setattr__
+        multiplier = self.recovery_backoff_multiplier
+        ok_type = isinstance(multiplier, int | float) and not isinstance(multiplier, bool)
+        if not ok_type or not 1 <= multiplier <= 1000:
+            raise ConfigError(
+                f"recovery_backoff_multiplier must be a number in [1, 1000] (1 keeps every "
+                f"open period at recovery_timeout), got {multiplier!r}"
+            )
+        set_(self, "recovery_backoff_multiplier", float(multiplier))
+        jitter = self.recovery_jitter
+        ok_type = isinstance(jitter, int | float) and not isinstance(jitter, bool)
+        if not ok_type or not 0 <= jitter < 1:
+            raise ConfigError(
+                f"recovery_jitter must be a share in [0, 1) (0.2 draws each period from "
+                f"[0.8 d, d]), got {jitter!r}"
+            )
+        set_(self, "recovery_jitter", float(jitter))
+        if self.recovery_timeout_max is not None:
+            longest = _seconds("recovery_timeout_max", self.recovery_timeout_max, allow_zero=False)
+            if longest < self.recovery_timeout:
+                raise ConfigError(
+                    f"recovery_timeout_max must be at least recovery_timeout "
+                    f"({self.recovery_timeout:g} s), got {self.recovery_timeout_max!r}"
+                )
+            set_(self, "recovery_timeout_max", longest)
+        elif self.recovery_backoff_multiplier > 1 or self.retry_after is not None:
+            longest = max(DAY, self.recovery_timeout)
+        else:
+            longest = self.recovery_timeout
+        set_(self, "_max_open", longest)
+
+    @property
+    def uses_window(self) -> bool:
+        """Whether a rate rule is enabled (so every call is recorded in a window)."""
+        return self.failure_rate_threshold is not None or self.slow_call_rate_threshold is not None
+
+    @property
+    def max_open_period(self) -> float:
+        """The longest open period this configuration ever writes (backoff, retry_after)."""
+        return self._max_open
+
+    @property
+    def effective_report_window(self) -> float:
+        """``fleet_report_window``, or its default."""
+        return self._report_window
 
     @property
     def effective_probe_timeout(self) -> float:
