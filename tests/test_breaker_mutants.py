@@ -151,10 +151,31 @@ def test_every_transition_reports_name_states_epoch_time_and_count() -> None:
     closed_at = clock.wall()
     open_, half, closed = CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED
     assert hook.transitions == [
-        CircuitTransition("orders", closed, open_, epoch=1, at=tripped_at, failure_count=3),
+        CircuitTransition(
+            "orders",
+            closed,
+            open_,
+            epoch=1,
+            at=tripped_at,
+            failure_count=3,
+            rule="consecutive",
+            retry_at=tripped_at + 10,
+        ),
         CircuitTransition("orders", open_, half, epoch=2, at=reopened_at, failure_count=0),
-        CircuitTransition("orders", half, open_, epoch=3, at=reopened_at, failure_count=3),
-        CircuitTransition("orders", open_, half, epoch=4, at=closed_at, failure_count=0),
+        CircuitTransition(
+            "orders",
+            half,
+            open_,
+            epoch=3,
+            at=reopened_at,
+            failure_count=3,
+            rule="consecutive",
+            open_count=1,
+            retry_at=reopened_at + 10,
+        ),
+        CircuitTransition(
+            "orders", open_, half, epoch=4, at=closed_at, failure_count=0, open_count=1
+        ),
         CircuitTransition("orders", half, closed, epoch=5, at=closed_at, failure_count=0),
     ]
 

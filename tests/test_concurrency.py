@@ -327,7 +327,7 @@ def test_threshold_crossing_is_observed_by_one_thread() -> None:
 
     def count(_i: int) -> None:
         barrier.wait()
-        crossings.append(breaker._count_failure(view, Boom()))
+        crossings.append(breaker._count_bad(view, failed=True, slow=False) is not None)
 
     run_threads(16, count)
     assert crossings.count(True) == 1

@@ -113,6 +113,7 @@ def test_trip_writes_a_complete_open_record(owner: str | None) -> None:
         expires_at=NOW + 1000,
         reserved_for=owner,
         reserved_until=None if owner is None else NOW + 10 + CLAIM_RESERVATION,
+        rule="consecutive",
     )
 
 
@@ -202,6 +203,7 @@ def test_failed_probe_reopens_keeping_the_failure_count() -> None:
         expires_at=NOW + 1000,
         reserved_for="prober",
         reserved_until=NOW + 10 + CLAIM_RESERVATION,
+        open_count=1,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fleetbreaker._protocol import ABSENT, CircuitState, Record, claim_period, open_period
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLD",
     "FAILURE",
+    "NO_RESULT",
     "RELEASE",
     "SUCCESS",
     "Kind",
@@ -39,6 +40,18 @@ class View:
     local: bool = False
     absent: bool = False
     seen_at: float = float("-inf")
+    held_until: float = float("-inf")
+    """Until when (monotonic) this process refuses calls on its own although the record is
+    closed: its rules fired, and the fleet's quorum has not opened the circuit (yet)."""
+    counting: bool = False
+    """This process has failures counted in the episode, so a success has work to do."""
+    hot_until: float = field(init=False)
+    """Until when a call may take the hot path (a bare call, nothing recorded): while the view
+    is closed and fresh, and no failure waits for a success to reset it. One comparison."""
+
+    def __post_init__(self) -> None:
+        hot = self.closed and not self.counting
+        object.__setattr__(self, "hot_until", self.fresh_until if hot else float("-inf"))
 
 
 COLD = View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)
@@ -53,9 +66,14 @@ def make_view(
     absent: bool,
     seen_at: float,
     extra: float = 0.0,
+    held_until: float = float("-inf"),
+    counting: bool = False,
 ) -> View:
     """The view of ``record`` read at monotonic ``now`` (first seen at ``seen_at``), fresh
-    until the record could change; ``extra`` seconds longer while the store is in backoff."""
+    until the record could change; ``extra`` seconds longer while the store is in backoff.
+
+    A closed record under a hold (``now < held_until``) makes a view that is not closed (the
+    hot path refuses it) and goes stale when the hold ends."""
     max_age = config.local_cache_max_age + extra
     state = record.state
     if state is CircuitState.CLOSED:
@@ -76,7 +94,10 @@ def make_view(
             if remaining > 0:
                 ttl = min(ttl, remaining)
     closed = state is CircuitState.CLOSED
-    return View(record, now, now + ttl, closed, local, absent, seen_at)
+    if closed and now < held_until:
+        fresh_until = min(now + ttl, held_until)
+        return View(record, now, fresh_until, False, local, absent, seen_at, held_until)
+    return View(record, now, now + ttl, closed, local, absent, seen_at, counting=counting)
 
 
 class Kind:
@@ -96,6 +117,9 @@ class Ticket:
 
 
 SUCCESS, FAILURE, RELEASE = "success", "failure", "release"
+
+NO_RESULT: object = object()
+"""The outcome of a ``guard()`` block: it returns no value for ``record_result`` to judge."""
 
 
 def outcome(config: Config, exc: BaseException | None) -> str:

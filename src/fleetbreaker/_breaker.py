@@ -24,7 +24,9 @@ import concurrent.futures
 import functools
 import inspect
 import logging
+import math
 import os
+import random
 import secrets
 import socket
 import threading
@@ -34,10 +36,13 @@ from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from fleetbreaker import _fleet_settings as fleet_settings
 from fleetbreaker import _protocol as protocol
+from fleetbreaker import _quorum as quorum
+from fleetbreaker import _schedule as schedule
 from fleetbreaker import _switch
 from fleetbreaker._admission import (
     COLD,
     FAILURE,
+    NO_RESULT,
     RELEASE,
     SUCCESS,
     Kind,
@@ -60,7 +65,8 @@ from fleetbreaker._hooks import HookRunner
 from fleetbreaker._info import CircuitInfo, CircuitTransition
 from fleetbreaker._limits import sane_wall
 from fleetbreaker._own_claims import OwnClaims
-from fleetbreaker._protocol import ABSENT, CircuitState, Record, Route
+from fleetbreaker._protocol import ABSENT, Cause, CircuitState, Record, Route
+from fleetbreaker._rules import Rules
 from fleetbreaker._steps import CompareAndSet, Load, Steps, Wait, adrive, drive, resolve
 from fleetbreaker._store_health import StoreHealth
 from fleetbreaker.config import Config
@@ -75,6 +81,10 @@ logger = logging.getLogger("fleetbreaker")
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+Fired = tuple[Cause, int, object]
+"""A rule fired: the cause, the failure count and the failure (for ``retry_after``) to trip
+with."""
 
 FAILING_REFRESH: Final = 0.5
 """A process whose closed-path calls fail re-reads a view older than this, so it stops calling a
@@ -161,8 +171,18 @@ class CircuitBreaker:
         self._mono = clock.monotonic
 
         self._view = COLD
-        self._failures = 0  # consecutive closed-path failures seen by this process ...
-        self._failures_epoch = -1  # ... in the closed episode with this epoch
+        self._rules = Rules(self.config)  # this process's counts in the current closed episode
+        self._failures = 0  # == self._rules.failures, read without a lock on the hot path
+        # Every call is timed and recorded only when a rule needs it; otherwise the hot path
+        # is one clock read.
+        self._plain = not self.config.uses_window and self.config.record_result is None
+        self._slow_after = self.config.slow_call_duration_threshold
+        self._judge = self.config.record_result
+        self._window = self._rules.window
+        self._wall_offset = self._clock_wall() - self._mono()  # Unix time ~ monotonic + offset
+        self._hold_until = float("-inf")  # this process refuses calls on its own until then
+        self._reported_at = float("-inf")  # when this process last put a report in the record
+        self._closed_value = self._value_recorder()
         self._health = StoreHealth()
         self._claims = OwnClaims()
         self._background: set[asyncio.Future[None]] = set()  # work outliving a cancelled call
@@ -244,29 +264,17 @@ class CircuitBreaker:
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
         view = self._view
-        if view.closed and self._mono() < view.fresh_until:
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                self._closed_failed(view, exc)
-                raise
-            if self._failures:
-                self._closed_succeeded(view)
-            return result
+        start = self._mono()
+        if start < view.hot_until or (view.closed and start < view.fresh_until):
+            return self._call_closed(view, fn, args, kwargs, start)
         return self._call_slow(fn, args, kwargs)
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         view = self._view
-        if view.closed and self._mono() < view.fresh_until:
-            try:
-                result = await fn(*args, **kwargs)
-            except Exception as exc:
-                await self._aclosed_failed(view, exc)
-                raise
-            if self._failures:
-                self._closed_succeeded(view)
-            return result
+        start = self._mono()
+        if start < view.hot_until or (view.closed and start < view.fresh_until):
+            return await self._acall_closed(view, fn, args, kwargs, start)
         return await self._acall_slow(fn, args, kwargs)
 
     def guard(self) -> Guard:
@@ -282,20 +290,20 @@ class CircuitBreaker:
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
         mono, call_slow = self._mono, self._call_slow
         breaker = self
+        if not self._plain:
+            return self._wrap_sync_recorded(fn)
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             view = breaker._view
-            if view.closed and mono() < view.fresh_until:
-                # Inlined hot path: this is the whole cost of a healthy call.
+            if mono() < view.hot_until:
+                # Inlined hot path: this is the whole cost of a healthy call. (A view with a
+                # failure counted is not hot: the success that resets it takes the slow path.)
                 try:
-                    result = fn(*args, **kwargs)
+                    return fn(*args, **kwargs)
                 except Exception as exc:
                     breaker._closed_failed(view, exc)
                     raise
-                if breaker._failures:
-                    breaker._closed_succeeded(view)
-                return result
             return call_slow(fn, args, kwargs)
 
         return wrapper
@@ -303,30 +311,111 @@ class CircuitBreaker:
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         mono, acall_slow = self._mono, self._acall_slow
         breaker = self
+        if not self._plain:
+            return self._wrap_async_recorded(fn)
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             view = breaker._view
-            if view.closed and mono() < view.fresh_until:
+            if mono() < view.hot_until:
                 try:
-                    result = await fn(*args, **kwargs)
+                    return await fn(*args, **kwargs)
                 except Exception as exc:
                     await breaker._aclosed_failed(view, exc)
                     raise
-                if breaker._failures:
-                    breaker._closed_succeeded(view)
+            return await acall_slow(fn, args, kwargs)
+
+        return wrapper
+
+    def _wrap_sync_recorded(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """The hot path when every call is timed and recorded (a rate rule or record_result)."""
+        mono, call_slow, record = self._mono, self._call_slow, self._closed_value
+        breaker = self
+        if self._judge is not None or self._window is None:
+            fast_success = None
+        else:
+            fast_success = self._window.success
+            wall_offset = self._wall_offset
+            slow_after = math.inf if self._slow_after is None else self._slow_after
+            evaluate = self._evaluate
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            view = breaker._view
+            start = mono()
+            if view.closed and start < view.fresh_until:
+                try:
+                    result = fn(*args, **kwargs)
+                except Exception as exc:
+                    breaker._closed_failed(view, exc, start)
+                    raise
+                if fast_success is None:
+                    fired = record(view, result, start)
+                else:
+                    # ``record`` inlined for the common case, a fast success: this is the
+                    # whole cost of a healthy recorded call.
+                    now = mono()
+                    if now - start >= slow_after:
+                        fired = record(view, result, start)
+                    elif (number := fast_success(now + wall_offset)) >= 0:
+                        cause = evaluate(view, number)
+                        fired = None if cause is None else (*cause, None)
+                    else:
+                        if breaker._failures:
+                            breaker._closed_succeeded(view)
+                        return result
+                if fired is not None:
+                    breaker._trip_sync(view, fired)
+                return result
+            return call_slow(fn, args, kwargs)
+
+        return wrapper
+
+    def _wrap_async_recorded(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        mono, acall_slow = self._mono, self._acall_slow
+        breaker = self
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            view = breaker._view
+            start = mono()
+            if view.closed and start < view.fresh_until:
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    await breaker._aclosed_failed(view, exc, start)
+                    raise
+                await breaker._aclosed_returned(view, result, start)
                 return result
             return await acall_slow(fn, args, kwargs)
 
         return wrapper
 
-    def _call_closed(self, view: View, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+    def _call_closed(
+        self, view: View, fn: Callable[..., R], args: Any, kwargs: Any, start: float
+    ) -> R:
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            self._closed_failed(view, exc)
+            self._closed_failed(view, exc, start)
             raise
-        if self._failures:
+        if not self._plain:
+            self._closed_returned(view, result, start)
+        elif self._failures:
+            self._closed_succeeded(view)
+        return result
+
+    async def _acall_closed(
+        self, view: View, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any, start: float
+    ) -> R:
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            await self._aclosed_failed(view, exc, start)
+            raise
+        if not self._plain:
+            await self._aclosed_returned(view, result, start)
+        elif self._failures:
             self._closed_succeeded(view)
         return result
 
@@ -335,36 +424,34 @@ class CircuitBreaker:
             return fn(*args, **kwargs)
         ticket = self._admit_sync()
         if ticket.kind == Kind.ADMIT:
-            return self._call_closed(ticket.view, fn, args, kwargs)
+            return self._call_closed(ticket.view, fn, args, kwargs, self._mono())
         if ticket.kind == Kind.REJECT:
             return self._short_circuit(ticket.view, args, kwargs, sync=True)  # type: ignore[no-any-return]
+        start = self._mono()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            self._settle_sync(ticket, outcome(self.config, exc))
+            self._settle_sync(ticket, outcome(self.config, exc), exc)
             raise
-        self._settle_sync(ticket, SUCCESS)
+        self._settle_sync(ticket, *self._probe_returned(result, start))
         return result
 
     async def _acall_slow(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
         if _switch.bypassed():
             return await fn(*args, **kwargs)
         ticket = await self._admit_async()
+        if ticket.kind == Kind.ADMIT:
+            return await self._acall_closed(ticket.view, fn, args, kwargs, self._mono())
         if ticket.kind == Kind.REJECT:
             result = self._short_circuit(ticket.view, args, kwargs)
             return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+        start = self._mono()
         try:
             value = await fn(*args, **kwargs)
         except BaseException as exc:
-            if ticket.kind == Kind.PROBE:
-                await self._settle_async(ticket, outcome(self.config, exc))
-            elif isinstance(exc, Exception):
-                await self._aclosed_failed(ticket.view, exc)
+            await self._settle_async(ticket, outcome(self.config, exc), exc)
             raise
-        if ticket.kind == Kind.PROBE:
-            await self._settle_async(ticket, SUCCESS)
-        elif self._failures:
-            self._closed_succeeded(ticket.view)
+        await self._settle_async(ticket, *self._probe_returned(value, start))
         return value
 
     def _short_circuit(self, view: View, args: Any, kwargs: Any, *, sync: bool = False) -> Any:
@@ -422,7 +509,7 @@ class CircuitBreaker:
     async def _release_if_probe(self, admission: asyncio.Future[Ticket]) -> None:
         ticket = await admission
         if ticket.kind == Kind.PROBE:
-            await self._settle_steps_async(ticket, RELEASE)
+            await self._settle_steps_async(ticket, RELEASE, None)
 
     def _in_background(self, work: Awaitable[None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(work)
@@ -430,36 +517,130 @@ class CircuitBreaker:
         task.add_done_callback(self._background.discard)
         return task
 
-    def _settle_sync(self, ticket: Ticket, outcome: str) -> None:
+    def _settle_sync(self, ticket: Ticket, outcome: str, failure: object = None) -> None:
         try:
-            self._drive(self._settle(ticket, outcome))
+            self._drive(self._settle(ticket, outcome, failure))
         except Exception:
             logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
 
-    async def _settle_async(self, ticket: Ticket, outcome: str) -> None:
+    async def _settle_async(self, ticket: Ticket, outcome: str, failure: object = None) -> None:
         # Shielded: a caller cancelled while its probe's outcome is being written must not
         # abandon the write half-way (the claim would hold the slot until it expires).
-        await asyncio.shield(self._in_background(self._settle_steps_async(ticket, outcome)))
+        work = self._settle_steps_async(ticket, outcome, failure)
+        await asyncio.shield(self._in_background(work))
 
-    async def _settle_steps_async(self, ticket: Ticket, outcome: str) -> None:
+    async def _settle_steps_async(self, ticket: Ticket, outcome: str, failure: object) -> None:
         try:
-            await self._adrive(self._settle(ticket, outcome))
+            await self._adrive(self._settle(ticket, outcome, failure))
         except Exception:
             logger.exception("circuit %r: recording the probe's %s failed", self.name, outcome)
 
-    def _closed_failed(self, view: View, exc: Exception) -> None:
+    def _closed_failed(self, view: View, exc: Exception, start: float | None = None) -> None:
         try:
-            if not _switch.bypassed() and self._count_failure(view, exc):
-                self._drive(self._trip(view))
+            fired = self._closed_raised(view, exc, start)
+            if fired is not None:
+                self._drive(self._trip(view, *fired, exc))
         except Exception:
             logger.exception("circuit %r: recording a failure failed", self.name)
 
-    async def _aclosed_failed(self, view: View, exc: Exception) -> None:
+    async def _aclosed_failed(self, view: View, exc: Exception, start: float | None = None) -> None:
         try:
-            if not _switch.bypassed() and self._count_failure(view, exc):
-                await self._adrive(self._trip(view))
+            fired = self._closed_raised(view, exc, start)
+            if fired is not None:
+                await self._adrive(self._trip(view, *fired, exc))
         except Exception:
             logger.exception("circuit %r: recording a failure failed", self.name)
+
+    def _closed_returned(self, view: View, value: object, start: float) -> None:
+        fired = self._closed_value(view, value, start)
+        if fired is not None:
+            self._trip_sync(view, fired)
+
+    async def _aclosed_returned(self, view: View, value: object, start: float) -> None:
+        fired = self._closed_value(view, value, start)
+        if fired is not None:
+            try:
+                await self._adrive(self._trip(view, *fired))
+            except Exception:
+                logger.exception("circuit %r: recording a call failed", self.name)
+
+    def _trip_sync(self, view: View, fired: Fired) -> None:
+        try:
+            self._drive(self._trip(view, *fired))
+        except Exception:
+            logger.exception("circuit %r: recording a call failed", self.name)
+
+    def _closed_raised(
+        self, view: View, exc: Exception, start: float | None
+    ) -> tuple[Cause, int] | None:
+        """Record a closed-path call that raised: the cause to trip with if a rule fired."""
+        if _switch.bypassed() or not self.config.counts(exc):
+            return None  # an ignored exception counts in neither numerator nor denominator
+        return self._count_bad(view, failed=True, slow=self._is_slow(start))
+
+    def _value_recorder(self) -> Callable[[View, object, float], Fired | None]:
+        """``record(view, value, start)`` for a closed-path call that returned ``value``:
+        when a rule fired, the cause, the failure count and the failure (the value, when it
+        counts as one) to trip with. Never raises: it runs after the user's call returned.
+
+        A closure over this breaker's settings: it runs on every recorded call, and reads
+        them as locals.
+        """
+        mono, wall_offset = self._mono, self._wall_offset
+        slow_after, judge = self._slow_after, self._judge
+        success = None if self._window is None else self._window.success
+        count_bad, evaluate, failing_value = self._count_bad, self._evaluate, self._failing_value
+        breaker = self
+
+        def record(view: View, value: object, start: float) -> Fired | None:
+            try:
+                now = mono()
+                slow = slow_after is not None and now - start >= slow_after
+                failed = judge is not None and failing_value(value)
+                if failed or slow:
+                    if _switch.bypassed():
+                        return None
+                    fired = count_bad(view, failed=failed, slow=slow)
+                    return None if fired is None else (*fired, value if failed else None)
+                if success is not None:
+                    number = success(now + wall_offset)
+                    if number >= 0:
+                        fired = evaluate(view, number)
+                        return None if fired is None else (*fired, None)
+                if breaker._failures:
+                    breaker._closed_succeeded(view)
+            except Exception:
+                logger.exception("circuit %r: recording a call failed", breaker.name)
+            return None
+
+        return record
+
+    def _failing_value(self, value: object) -> bool:
+        """``record_result(value)``; a predicate that raises is logged and counts a success."""
+        judge = self._judge
+        if judge is None or value is NO_RESULT:
+            return False
+        try:
+            return bool(judge(value))
+        except Exception:
+            logger.warning(
+                "circuit %r: record_result raised on a returned value; counting the call as a "
+                "success",
+                self.name,
+                exc_info=True,
+            )
+            return False
+
+    def _is_slow(self, start: float | None) -> bool:
+        limit = self._slow_after
+        return limit is not None and start is not None and self._mono() - start >= limit
+
+    def _probe_returned(self, value: object, start: float) -> tuple[str, object]:
+        """A probe's outcome from its returned value: a failing value, or (with a slow-call
+        rule) a slow answer, fails it; the value is what ``retry_after`` is given."""
+        if self._failing_value(value) or self._is_slow(start):
+            return FAILURE, value
+        return SUCCESS, None
 
     def _drive(self, steps: Steps[R]) -> R:
         return drive(self.store, self.name, steps)
@@ -551,8 +732,9 @@ class CircuitBreaker:
                 view = self._view
                 if self._route(view) is not Route.CLAIM:
                     return Ticket(Kind.ADMIT if view.closed else Kind.REJECT, view)
-            if self._health.outdated(self._mono() - view.read_at):
-                # Re-read before writing: reads are cheaper than conditional writes, and most
+            if view.local or self._health.outdated(self._mono() - view.read_at):
+                # A local decision (one the store never took) cannot win a conditional write:
+                # the store's record decides. Otherwise re-read before writing: reads are cheaper than conditional writes, and most
                 # of a fleet's would-be claimers learn here that someone else already won.
                 view = yield from self._read(consistent=True)
             new = protocol.claim(
@@ -583,49 +765,115 @@ class CircuitBreaker:
             with self._lock:
                 self._claiming = False
 
-    def _trip(self, view: View) -> Steps[None]:
-        """Open the circuit (this thread saw the failure count cross the threshold)."""
-        new = protocol.trip(
-            view.record,
-            now=self._now(),
-            failures=self._failures,
-            config=self.config,
+    def _trip(self, view: View, cause: Cause, failures: int, failure: object) -> Steps[None]:
+        """This thread's call made a rule fire: open the circuit, or, while the fleet's quorum
+        is not reached, refuse this process's calls on its own and report to the fleet.
+
+        ``failure`` is the exception or failing value that made the rule fire (for
+        ``retry_after``); the open period is drawn once, here, and stored in the record.
+        """
+        period = self._open_period(0, failure)
+        started = self._mono()
+        decide = functools.partial(
+            quorum.report,
             owner=self._owner,
+            config=self.config,
+            failures=failures,
+            period=period,
+            cause=cause,
         )
+        new = decide(view.record, now=self._now(), elapsed=started - view.seen_at)
         if new is None:
             return
         # Stop this process's other callers at once, not after the store round trips below.
-        started = self._mono()
-        self._install(new, started, local=True)
+        if new.state is CircuitState.OPEN:
+            self._install(new, started, local=True)
+        else:
+            self._hold(started, period)
+            if started - self._reported_at < self.config.effective_report_window:
+                return  # one report per window: ours still counts
         if self._health.resting(started):
-            return  # the store is in backoff: the local trip is all we can do
+            return  # the store is in backoff: the local decision is all we can do
         if self._health.outdated(started - view.read_at):
             fresh = yield from self._load(consistent=True)
             if fresh is None:
-                return  # store trouble: the local trip stands
-            if fresh.record.epoch != view.record.epoch or not fresh.closed:
+                return  # store trouble: the local decision stands
+            if not fresh.closed or fresh.record.episode_id != view.record.episode_id:
                 # The fleet moved on (tripped already, or a new closed episode): adopt it.
                 self._install(fresh.record, self._mono(), absent=fresh.absent)
                 return
             view = fresh
+            new = decide(fresh.record, now=self._now(), elapsed=0.0)
+            if new is None:
+                return
+            if new.state is CircuitState.CLOSED and self._hold_until < started:
+                self._hold(started, period)  # reports expired meanwhile: no quorum after all
         won = yield from self._write(view, new)
-        if won is False:
+        if won and new.state is CircuitState.CLOSED:
+            self._reported_at = started
+        elif won is False:
             yield from self._read(consistent=True)
 
-    def _settle(self, ticket: Ticket, outcome: str) -> Steps[None]:
+    def _hold(self, started: float, period: float) -> None:
+        """Refuse this process's calls for ``period`` seconds, the fleet's record unchanged."""
+        with self._lock:
+            self._hold_until = started + period
+            current = self._view
+            self._rules.reset(current.record.episode_id)  # after the hold, a fresh window
+            self._failures = 0
+            self._view = self._make_view(current.record, started, current)
+
+    def _open_period(self, open_count: int, failure: object) -> float:
+        """The open period to write: the backoff schedule, jitter and ``retry_after``."""
+        hint = None
+        retry_after = self.config.retry_after
+        if retry_after is not None and failure is not None:
+            try:
+                answer = retry_after(failure)
+            except Exception:
+                logger.warning(
+                    "circuit %r: retry_after raised; using the schedule's open period",
+                    self.name,
+                    exc_info=True,
+                )
+            else:
+                hint = schedule.hint_seconds(answer)
+                if hint is None and answer is not None:
+                    logger.warning(
+                        "circuit %r: retry_after returned %.50r, not a positive number of "
+                        "seconds; using the schedule's open period",
+                        self.name,
+                        answer,
+                    )
+        return schedule.open_period_for(self.config, open_count, draw=random.random(), hint=hint)
+
+    def _settle(self, ticket: Ticket, outcome: str, failure: object = None) -> Steps[None]:
         """Record a probe's outcome, fenced by its claim token."""
         if ticket.pid != os.getpid() or ticket.record is None:
             return  # a forked child inherited the frame of its parent's probe: not its claim
         try:
-            yield from self._settle_claim(ticket.record, outcome, local=ticket.view.local)
+            yield from self._settle_claim(
+                ticket.record, outcome, local=ticket.view.local, failure=failure
+            )
         finally:
             # Only now: a sibling's read must not release the claim while its outcome is
             # being written (the outcome would then be fenced off and lost).
             self._claims.done(ticket.record.epoch)
 
-    def _settle_claim(self, claim: Record, outcome: str, *, local: bool) -> Steps[None]:
-        decide = _DECIDE[outcome]
-        new = decide(claim, token=claim.epoch, now=self._now(), config=self.config)
+    def _settle_claim(
+        self, claim: Record, outcome: str, *, local: bool, failure: object = None
+    ) -> Steps[None]:
+        if outcome == FAILURE:
+            new = protocol.probe_failed(
+                claim,
+                token=claim.epoch,
+                now=self._now(),
+                config=self.config,
+                period=self._open_period(claim.open_count + 1, failure),
+            )
+        else:
+            decide = _DECIDE[outcome]
+            new = decide(claim, token=claim.epoch, now=self._now(), config=self.config)
         if new is None:
             return
         view = View(claim, self._mono(), 0.0, closed=False, local=local)
@@ -671,6 +919,8 @@ class CircuitBreaker:
         return sane_wall(self._clock_wall())
 
     def _route(self, view: View) -> Route:
+        if view.held_until > view.read_at and self._mono() < view.held_until:
+            return Route.REJECT  # this process holds itself open; the fleet is closed
         return protocol.route(
             view.record,
             elapsed=self._mono() - view.seen_at,
@@ -690,22 +940,47 @@ class CircuitBreaker:
         with self._lock:
             current = self._view
             seen_at = current.seen_at if current.record == record else now
-            new = make_view(record, now, self.config, local=local, absent=absent, seen_at=seen_at)
+            new = self._make_view(record, now, current, seen_at=seen_at, local=local, absent=absent)
             if record.epoch < current.record.epoch:
                 if current.read_at >= started:
                     return current  # a newer read or write landed while this one ran (or at once)
                 if current.local and self._route(current) is Route.REJECT:
                     # Our unpersisted trip still protects the downstream until its retry time.
-                    new = make_view(
-                        current.record,
-                        now,
-                        self.config,
-                        local=True,
-                        absent=current.absent,
-                        seen_at=current.seen_at,
-                    )
+                    new = self._make_view(current.record, now, current)
+            record = new.record
+            if record.state is not CircuitState.CLOSED:
+                self._hold_until = float("-inf")  # the fleet's own decision supersedes ours
+            elif record.episode_id != self._rules.episode:
+                self._rules.reset(record.episode_id)  # a new closed episode: empty window
+                self._failures = 0
+                if new.counting:
+                    new = replace(new, counting=False)
             self._view = new
         return new
+
+    def _make_view(
+        self,
+        record: Record,
+        now: float,
+        current: View,
+        *,
+        seen_at: float | None = None,
+        local: bool | None = None,
+        absent: bool | None = None,
+        extra: float = 0.0,
+    ) -> View:
+        """``make_view`` with this process's hold; unset flags are ``current``'s."""
+        return make_view(
+            record,
+            now,
+            self.config,
+            local=current.local if local is None else local,
+            absent=current.absent if absent is None else absent,
+            seen_at=current.seen_at if seen_at is None else seen_at,
+            extra=extra,
+            held_until=self._hold_until,
+            counting=self._failures > 0,
+        )
 
     def _keep_view_through_backoff(self) -> View:
         now = self._mono()
@@ -713,15 +988,7 @@ class CircuitBreaker:
             current = self._view
             retry_at = self._health.retry_at
             extra = max(0.0, retry_at - now)
-            view = make_view(
-                current.record,
-                now,
-                self.config,
-                local=current.local,
-                absent=current.absent,
-                seen_at=current.seen_at,
-                extra=extra,
-            )
+            view = self._make_view(current.record, now, current, extra=extra)
             if current.record.state is not CircuitState.CLOSED:
                 view = replace(view, fresh_until=min(view.fresh_until, retry_at))
             self._view = view
@@ -742,28 +1009,46 @@ class CircuitBreaker:
                 ours,
             )
 
-    def _count_failure(self, view: View, exc: Exception) -> bool:
-        """Count a closed-path failure; True for the one call that crosses the threshold."""
-        if not self.config.counts(exc):
-            return False
+    def _count_bad(self, view: View, *, failed: bool, slow: bool) -> tuple[Cause, int] | None:
+        """Count a failed and/or slow closed-path call; the cause for the one call that makes a
+        rule fire (exactly one, however many threads fail at once)."""
+        now = self._mono()
         with self._lock:
             current = self._view
-            epoch = view.record.epoch
-            if not current.closed or current.record.epoch != epoch:
-                return False  # admitted before the circuit moved on: not this episode's failure
-            if self._failures_epoch != epoch:
-                self._failures, self._failures_epoch = 0, epoch
-            self._failures += 1
-            if self._failures == self.config.failure_threshold:
-                return True
-            if current.fresh_until > current.read_at + FAILING_REFRESH:
+            if not current.closed or current.record.episode_id != view.record.episode_id:
+                return None  # admitted before the circuit moved on: not this episode's call
+            rules = self._rules
+            fired = rules.bad(failed=failed, slow=slow, now=now + self._wall_offset)
+            self._failures = rules.failures
+            if fired is None:
                 # Check the fleet sooner: the next call re-reads once the view is 0.5 s old.
-                self._view = replace(current, fresh_until=current.read_at + FAILING_REFRESH)
-            return False
+                fresh_until = min(current.fresh_until, current.read_at + FAILING_REFRESH)
+                counting = rules.failures > 0
+                if fresh_until != current.fresh_until or counting != current.counting:
+                    self._view = replace(current, fresh_until=fresh_until, counting=counting)
+            return fired
+
+    def _evaluate(self, view: View, number: int) -> tuple[Cause, int] | None:
+        """Evaluate the rate rules after a success that may have changed their verdict."""
+        now = self._mono()
+        with self._lock:
+            current = self._view
+            if not current.closed or current.record.episode_id != view.record.episode_id:
+                return None
+            fired = self._rules.evaluate(number, now + self._wall_offset)
+            self._reset_failures()
+            return fired
 
     def _closed_succeeded(self, _view: View) -> None:
         with self._lock:
-            self._failures = 0
+            self._reset_failures()
+
+    def _reset_failures(self) -> None:
+        """A success ends the run of consecutive failures (the caller holds the lock)."""
+        self._rules.failures = self._failures = 0
+        current = self._view
+        if current.counting:
+            self._view = replace(current, counting=False)
 
     def _store_failed(self, exc: Exception, operation: str) -> None:
         backoff = self._health.failed(self._mono())
@@ -781,30 +1066,37 @@ class CircuitBreaker:
         hook = self.on_transition
         if hook is None:
             return
-        transition = CircuitTransition(
-            name=self.name,
-            from_state=old.state,
-            to_state=new.state,
-            epoch=new.epoch,
-            at=new.updated_at,
-            failure_count=new.failure_count if new.state is CircuitState.OPEN else 0,
-        )
+        transition = CircuitTransition.between(self.name, old, new)
         self._transition_hook.call(hook, transition)
 
     def _info(self, view: View) -> CircuitInfo:
-        failures = self._failures if self._failures_epoch == view.record.epoch else 0
         record = view.record
+        now = self._mono()
+        local = None
+        if record.state is CircuitState.CLOSED and record.episode_id == self._rules.episode:
+            with self._lock:
+                rates = self._rules.rates(now + self._wall_offset)
+            local = (self._failures, rates)
         if record.state is CircuitState.OPEN:
             # Shown as the writer's clock has it, but never past the period this process waits.
             period = protocol.open_period(record, self.config)
             if record.retry_at - record.updated_at > period:  # type: ignore[operator]
                 record = replace(record, retry_at=record.updated_at + period)
-        return CircuitInfo.from_record(self.name, record, failures)
+        held_until = None
+        if now < view.held_until:
+            held_until = self._wall_offset + view.held_until
+        reporters = len(
+            quorum.live_reports(
+                record, elapsed=now - view.seen_at, window=self.config.effective_report_window
+            )
+        )
+        return CircuitInfo.from_record(
+            self.name, record, local, held_until=held_until, reporters=reporters
+        )
 
 
 _DECIDE: Final = {
     SUCCESS: protocol.probe_succeeded,
-    FAILURE: protocol.probe_failed,
     RELEASE: protocol.probe_released,
 }
 

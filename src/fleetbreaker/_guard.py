@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fleetbreaker import _switch
-from fleetbreaker._admission import Kind, Ticket, View, outcome
+from fleetbreaker._admission import NO_RESULT, Kind, Ticket, View, outcome
 from fleetbreaker.errors import CircuitOpenError
 
 if TYPE_CHECKING:
@@ -19,16 +19,18 @@ __all__ = ["Guard"]
 class Guard:
     """``with breaker.guard():`` / ``async with breaker.guard():``."""
 
-    __slots__ = ("_breaker", "_ticket")
+    __slots__ = ("_breaker", "_start", "_ticket")
 
     def __init__(self, breaker: CircuitBreaker) -> None:
         self._breaker = breaker
         self._ticket: Ticket | View | None = None  # a View: admitted on the hot path
+        self._start = 0.0  # when the block began (the breaker's monotonic clock)
 
     def _fast(self) -> bool:
         breaker = self._breaker
         view = breaker._view
-        if view.closed and breaker._mono() < view.fresh_until:
+        self._start = start = breaker._mono()
+        if start < view.hot_until or (view.closed and start < view.fresh_until):
             self._ticket = view
             return True
         return _switch.bypassed()  # let through untouched: no ticket, nothing recorded
@@ -37,6 +39,7 @@ class Guard:
         if ticket.kind == Kind.REJECT:
             raise CircuitOpenError(self._breaker._info(ticket.view))
         self._ticket = ticket.view if ticket.kind == Kind.ADMIT else ticket
+        self._start = self._breaker._mono()
 
     def __enter__(self) -> None:
         if not self._fast():
@@ -53,11 +56,11 @@ class Guard:
         breaker = self._breaker
         if isinstance(ticket, View):
             if isinstance(exc, Exception):
-                breaker._closed_failed(ticket, exc)
-            elif exc is None and breaker._failures:
-                breaker._closed_succeeded(ticket)
+                breaker._closed_failed(ticket, exc, self._start)
+            elif exc is None:
+                breaker._closed_returned(ticket, NO_RESULT, self._start)
         elif ticket is not None:
-            breaker._settle_sync(ticket, outcome(breaker.config, exc))
+            breaker._settle_sync(ticket, *self._probe_outcome(exc))
 
     async def __aexit__(
         self, _t: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
@@ -66,8 +69,14 @@ class Guard:
         breaker = self._breaker
         if isinstance(ticket, View):
             if isinstance(exc, Exception):
-                await breaker._aclosed_failed(ticket, exc)
-            elif exc is None and breaker._failures:
-                breaker._closed_succeeded(ticket)
+                await breaker._aclosed_failed(ticket, exc, self._start)
+            elif exc is None:
+                await breaker._aclosed_returned(ticket, NO_RESULT, self._start)
         elif ticket is not None:
-            await breaker._settle_async(ticket, outcome(breaker.config, exc))
+            await breaker._settle_async(ticket, *self._probe_outcome(exc))
+
+    def _probe_outcome(self, exc: BaseException | None) -> tuple[str, object]:
+        breaker = self._breaker
+        if exc is None:
+            return breaker._probe_returned(NO_RESULT, self._start)
+        return outcome(breaker.config, exc), exc

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_PERIOD",
     "MAX_RECORD_TTL",
+    "MAX_REPORTS",
     "MAX_TEXT",
     "MAX_TIME",
     "MAX_WALL",
@@ -34,6 +35,10 @@ MAX_COUNT: Final = 2**31 - 1
 
 MAX_TEXT: Final = 256
 """Longest text field (a process id such as ``host:pid:token``) a record holds, in characters."""
+
+MAX_REPORTS: Final = 32
+"""Most fleet reports a record holds (``Config.fleet_minimum_reporters`` is at most this): with
+owners of ``MAX_TEXT`` characters they stay well inside ``MAX_PAYLOAD_BYTES``."""
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 """Largest payload read as a record; a larger one is unreadable (and never parsed)."""

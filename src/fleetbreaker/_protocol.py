@@ -21,13 +21,18 @@ import enum
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from fleetbreaker._limits import MAX_COUNT, MAX_EPOCH, MAX_TEXT, MAX_TIME
+from fleetbreaker._limits import MAX_COUNT, MAX_EPOCH, MAX_REPORTS, MAX_TEXT, MAX_TIME
 
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
 
 __all__ = [
     "ABSENT",
+    "CONSECUTIVE",
+    "FAILURE_RATE",
+    "QUORUM",
+    "SLOW_CALL_RATE",
+    "Cause",
     "CircuitState",
     "Record",
     "Route",
@@ -52,7 +57,18 @@ may claim."""
 
 FORMAT_VERSION = 1
 """Version of the stored record format. Readers ignore fields they do not know, so new
-policies can add fields without a version bump; bump it only for an incompatible change."""
+policies can add fields without a version bump; bump it only for an incompatible change.
+(The policy fields -- ``open_count``, ``rule``, the rates, ``reports``, ``episode`` -- are
+such additions: a reader that predates them reads the record it always did, and a writer that
+predates them writes records without them, which read here as their defaults.)"""
+
+CONSECUTIVE, FAILURE_RATE, SLOW_CALL_RATE, QUORUM = (
+    "consecutive",
+    "failure_rate",
+    "slow_call_rate",
+    "quorum",
+)
+"""Which rule opened a circuit (``Record.rule``)."""
 
 
 class CircuitState(str, enum.Enum):
@@ -82,6 +98,13 @@ class Record:
     store may forget the record; ``reserved_for``/``reserved_until`` say which process alone may
     claim a free probe slot until when (:data:`CLAIM_RESERVATION`). All times are wall-clock
     seconds since the Unix epoch.
+
+    Policy fields: ``open_count`` is the number of consecutive failed recoveries of this open
+    episode (the open period grows with it; a close resets it); ``rule``, ``failure_rate`` and
+    ``slow_call_rate`` say why the circuit opened, as the writer of the trip saw it;
+    ``reports`` (CLOSED only) are the processes whose rules fired, as ``(owner, at)`` with
+    ``at`` on the writer's clock like every time of the record; ``episode`` is the epoch that
+    began the closed episode when reports have since moved the epoch on (``None``: ``epoch``).
     """
 
     state: CircuitState
@@ -96,9 +119,38 @@ class Record:
     expires_at: float = 0.0
     reserved_for: str | None = None
     reserved_until: float | None = None
+    open_count: int = 0
+    rule: str | None = None
+    failure_rate: float | None = None
+    slow_call_rate: float | None = None
+    reports: tuple[tuple[str, float], ...] = ()
+    episode: int | None = None
+
+    @property
+    def episode_id(self) -> int:
+        """The epoch that began this record's episode: reports move a closed record's epoch on
+        without starting a new episode."""
+        return self.epoch if self.episode is None else self.episode
 
     def to_payload(self) -> dict[str, object]:
         """The record as JSON-ready fields, for stores (the epoch is stored beside it)."""
+        payload = self._base_payload()
+        # Policy fields only when set: the payload of a plain circuit stays what it was.
+        if self.open_count:
+            payload["open_count"] = self.open_count
+        if self.rule is not None:
+            payload["rule"] = self.rule
+        if self.failure_rate is not None:
+            payload["failure_rate"] = self.failure_rate
+        if self.slow_call_rate is not None:
+            payload["slow_call_rate"] = self.slow_call_rate
+        if self.reports:
+            payload["reports"] = [[owner, at] for owner, at in self.reports]
+        if self.episode is not None:
+            payload["episode"] = self.episode
+        return payload
+
+    def _base_payload(self) -> dict[str, object]:
         return {
             "v": FORMAT_VERSION,
             "state": self.state.value,
@@ -143,6 +195,12 @@ class Record:
             expires_at=_float(payload.get("expires_at", 0.0), "expires_at"),
             reserved_for=_opt_str(payload.get("reserved_for"), "reserved_for"),
             reserved_until=_opt_float(payload.get("reserved_until"), "reserved_until"),
+            open_count=_int(payload.get("open_count", 0), "open_count", MAX_COUNT),
+            rule=_opt_str(payload.get("rule"), "rule"),
+            failure_rate=_opt_rate(payload.get("failure_rate"), "failure_rate"),
+            slow_call_rate=_opt_rate(payload.get("slow_call_rate"), "slow_call_rate"),
+            reports=_reports(payload.get("reports")),
+            episode=_opt_int(payload.get("episode"), "episode", MAX_EPOCH - 1),
         )
         if record.state is CircuitState.OPEN and record.retry_at is None:
             raise ValueError("an open record has no retry_at")
@@ -172,6 +230,34 @@ def _opt_float(value: object, field: str) -> float | None:
     return None if value is None else _float(value, field)
 
 
+def _opt_int(value: object, field: str, largest: int) -> int | None:
+    return None if value is None else _int(value, field, largest)
+
+
+def _opt_rate(value: object, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{field} must be a rate in [0, 1] or null, got {value!r:.50}")
+    return float(value)
+
+
+def _reports(value: object) -> tuple[tuple[str, float], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_REPORTS:
+        raise ValueError(f"reports must be a list of at most {MAX_REPORTS} [owner, time] pairs")
+    reports = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ValueError(f"a report must be an [owner, time] pair, got {item!r:.80}")
+        owner = _opt_str(item[0], "a report's owner")
+        if owner is None:
+            raise ValueError("a report has no owner")
+        reports.append((owner, _float(item[1], "a report's time")))
+    return tuple(reports)
+
+
 def _opt_str(value: object, field: str) -> str | None:
     if value is not None and not (isinstance(value, str) and len(value) <= MAX_TEXT):
         raise ValueError(f"{field} must be text of at most {MAX_TEXT} characters or null")
@@ -183,8 +269,9 @@ ABSENT = Record(state=CircuitState.CLOSED, epoch=0)
 
 
 def open_period(record: Record, config: Config) -> float:
-    """Seconds an open record stays open, from when its reader first saw it."""
-    return _period(record.retry_at, record.updated_at, config.recovery_timeout)
+    """Seconds an open record stays open, from when its reader first saw it (at most the
+    longest period the reader's own configuration could write)."""
+    return _period(record.retry_at, record.updated_at, config.max_open_period)
 
 
 def claim_period(record: Record, config: Config) -> float:
@@ -196,7 +283,7 @@ def reservation_period(record: Record, config: Config) -> float:
     """Seconds a free probe slot stays reserved for ``reserved_for``, from first sight."""
     cap = CLAIM_RESERVATION
     if record.state is CircuitState.OPEN:
-        cap += config.recovery_timeout
+        cap += config.max_open_period
     return _period(record.reserved_until, record.updated_at, cap)
 
 
@@ -235,23 +322,43 @@ def reserved_for_another(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why a circuit opens: the rule that fired and the rates of the window at the time."""
+
+    rule: str = CONSECUTIVE
+    failure_rate: float | None = None
+    slow_call_rate: float | None = None
+
+
 def trip(
-    record: Record, *, now: float, failures: int, config: Config, owner: str | None = None
+    record: Record,
+    *,
+    now: float,
+    failures: int,
+    config: Config,
+    owner: str | None = None,
+    period: float | None = None,
+    cause: Cause = Cause(),
 ) -> Record | None:
-    """CLOSED(e) -> OPEN(e+1), the first probe reserved for ``owner``; ``None`` if not closed."""
+    """CLOSED(e) -> OPEN(e+1) for ``period`` seconds (default ``recovery_timeout``), the first
+    probe reserved for ``owner``; ``None`` if not closed."""
     if record.state is not CircuitState.CLOSED:
         return None
-    retry_at = now + config.recovery_timeout
+    retry_at = now + (config.recovery_timeout if period is None else period)
     return Record(
         state=CircuitState.OPEN,
         epoch=record.epoch + 1,
         opened_at=now,
         retry_at=retry_at,
-        failure_count=failures,
+        failure_count=min(failures, MAX_COUNT),
         updated_at=now,
         expires_at=now + config.record_ttl,
         reserved_for=owner,
         reserved_until=None if owner is None else retry_at + CLAIM_RESERVATION,
+        rule=cause.rule,
+        failure_rate=cause.failure_rate,
+        slow_call_rate=cause.slow_call_rate,
     )
 
 
@@ -317,11 +424,14 @@ def probe_succeeded(record: Record, *, token: int, now: float, config: Config) -
     )
 
 
-def probe_failed(record: Record, *, token: int, now: float, config: Config) -> Record | None:
-    """A failed probe reopens the circuit for another ``recovery_timeout``; ``None`` if fenced."""
+def probe_failed(
+    record: Record, *, token: int, now: float, config: Config, period: float | None = None
+) -> Record | None:
+    """A failed probe reopens the circuit for ``period`` seconds (default
+    ``recovery_timeout``) and counts one more failed recovery; ``None`` if fenced."""
     if not _owns_probe(record, token):
         return None
-    retry_at = now + config.recovery_timeout
+    retry_at = now + (config.recovery_timeout if period is None else period)
     return Record(
         state=CircuitState.OPEN,
         epoch=record.epoch + 1,
@@ -332,6 +442,10 @@ def probe_failed(record: Record, *, token: int, now: float, config: Config) -> R
         expires_at=now + config.record_ttl,
         reserved_for=record.probe_owner,
         reserved_until=retry_at + CLAIM_RESERVATION,
+        open_count=min(record.open_count + 1, MAX_COUNT),
+        rule=record.rule,
+        failure_rate=record.failure_rate,
+        slow_call_rate=record.slow_call_rate,
     )
 
 

@@ -1,0 +1,78 @@
+"""Fleet quorum: a circuit opens fleet-wide only when enough processes report that their rules
+fired. Pure: the record in, the record to write out.
+
+A report is ``(owner, at)``. Every time in a record is on the clock of the record's one writer,
+so a report's age is ``updated_at - at`` (the writer's offset cancels) plus how long the reader
+has held the record (its own monotonic clock). A writer stores the reports it carries forward
+re-dated on its own clock (``now - age``): no two processes' clocks are ever compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from fleetbreaker._protocol import QUORUM, Cause, CircuitState, Record, trip
+
+if TYPE_CHECKING:
+    from fleetbreaker.config import Config
+
+__all__ = ["live_reports", "report"]
+
+
+def live_reports(record: Record, *, elapsed: float, window: float) -> dict[str, float]:
+    """The reporters of ``record`` whose report is younger than ``window`` seconds, each with
+    the age of its newest report, for a reader that has held the record ``elapsed`` seconds."""
+    ages: dict[str, float] = {}
+    if record.state is not CircuitState.CLOSED:
+        return ages
+    for owner, at in record.reports:
+        # A report dated after its record (a foreign writer) is as young as the record.
+        age = max(record.updated_at - at, 0.0) + max(elapsed, 0.0)
+        if age < window and age < ages.get(owner, window):
+            ages[owner] = age
+    return ages
+
+
+def report(
+    record: Record,
+    *,
+    owner: str,
+    now: float,
+    elapsed: float,
+    config: Config,
+    failures: int,
+    period: float,
+    cause: Cause,
+) -> Record | None:
+    """Add ``owner``'s report to a closed ``record``; the trip instead when it completes the
+    quorum (``fleet_minimum_reporters`` distinct live reporters). ``None`` if not closed.
+
+    The record keeps at most ``fleet_minimum_reporters - 1`` reports (the youngest): one more
+    makes the quorum, and its reporter writes the trip rather than its report.
+    """
+    if record.state is not CircuitState.CLOSED:
+        return None
+    needed = config.fleet_minimum_reporters
+    others = live_reports(record, elapsed=elapsed, window=config.effective_report_window)
+    others.pop(owner, None)
+    if len(others) + 1 >= needed:
+        return trip(
+            record,
+            now=now,
+            failures=failures,
+            config=config,
+            owner=owner,
+            period=period,
+            cause=cause if needed == 1 else replace(cause, rule=QUORUM),
+        )
+    kept = sorted(others.items(), key=lambda item: item[1])[: needed - 2]
+    reports = ((other, now - age) for other, age in kept)
+    return replace(
+        record,
+        epoch=record.epoch + 1,
+        episode=record.episode_id,
+        reports=(*reports, (owner, now)),
+        updated_at=now,
+        expires_at=now + config.record_ttl,
+    )
