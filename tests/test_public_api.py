@@ -13,6 +13,7 @@ import fleetbreaker
 def test_all_is_pinned() -> None:
     """__all__ lists exactly the public names, sorted."""
     assert fleetbreaker.__all__ == [
+        "BreakerFamily",
         "CircuitBreaker",
         "CircuitBreakerError",
         "CircuitInfo",

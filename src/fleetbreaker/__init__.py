@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fleetbreaker._breaker import CircuitBreaker, circuit_breaker
+from fleetbreaker._family import BreakerFamily
 from fleetbreaker._info import CircuitInfo, CircuitTransition
 from fleetbreaker._protocol import CircuitState
 from fleetbreaker.config import Config
@@ -10,6 +11,7 @@ from fleetbreaker.errors import CircuitBreakerError, CircuitOpenError, ConfigErr
 from fleetbreaker.stores import MemoryStore, SQLiteStore, Store
 
 __all__ = [
+    "BreakerFamily",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitInfo",

@@ -54,6 +54,7 @@ from fleetbreaker._admission import (
 from fleetbreaker._callables import (
     Flavor,
     accepts_circuit_keyword,
+    check_fallback,
     flavor,
     refuse_awaitable_fallback,
     split_method_descriptor,
@@ -92,7 +93,9 @@ downstream the fleet has already tripped."""
 MAX_NAME_LENGTH: Final = 200
 
 
-def _check_name(name: object) -> str:
+def check_circuit_name(name: object) -> str:
+    """``name`` if it can name a circuit (a non-empty, printable str of at most
+    ``MAX_NAME_LENGTH`` characters), else ``ConfigError``."""
     if not isinstance(name, str):
         raise ConfigError(f"circuit name must be a str, got {type(name).__name__} {name!r:.50}")
     if not name:
@@ -104,6 +107,33 @@ def _check_name(name: object) -> str:
     if not name.isprintable():
         raise ConfigError(f"circuit name must be printable (no control characters), got {name!r}")
     return name
+
+
+def check_settings(
+    store: object,
+    config: object,
+    on_circuit_open: Callable[..., Any] | None,
+    on_transition: Callable[[CircuitTransition], object] | None,
+) -> None:
+    """Raise ``ConfigError`` for a store, config or hook a breaker cannot be built with."""
+    if store is not None and not isinstance(store, Store):
+        raise ConfigError(f"store must be a fleetbreaker Store, got {type(store).__name__}")
+    if config is not None and not isinstance(config, Config):
+        raise ConfigError(f"config must be a fleetbreaker Config, got {type(config).__name__}")
+    for hook_name, hook in (
+        ("on_circuit_open", on_circuit_open),
+        ("on_transition", on_transition),
+    ):
+        if hook is not None and not callable(hook):
+            raise ConfigError(f"{hook_name} must be callable, got {hook!r}")
+        if hook is not None:
+            flavor(hook, role=hook_name)  # refuses generator functions
+    if on_circuit_open is not None and not accepts_circuit_keyword(on_circuit_open):
+        raise ConfigError(
+            f"on_circuit_open must accept a keyword argument 'circuit' (it is called as "
+            f"on_circuit_open(*args, circuit=CircuitInfo, **kwargs)), got {on_circuit_open!r}; "
+            "add `*, circuit` or `**kwargs` to its parameters"
+        )
 
 
 class CircuitBreaker:
@@ -141,25 +171,8 @@ class CircuitBreaker:
         on_transition: Callable[[CircuitTransition], object] | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.name = _check_name(name)
-        if store is not None and not isinstance(store, Store):
-            raise ConfigError(f"store must be a fleetbreaker Store, got {type(store).__name__}")
-        if config is not None and not isinstance(config, Config):
-            raise ConfigError(f"config must be a fleetbreaker Config, got {type(config).__name__}")
-        for hook_name, hook in (
-            ("on_circuit_open", on_circuit_open),
-            ("on_transition", on_transition),
-        ):
-            if hook is not None and not callable(hook):
-                raise ConfigError(f"{hook_name} must be callable, got {hook!r}")
-            if hook is not None:
-                flavor(hook, role=hook_name)  # refuses generator functions
-        if on_circuit_open is not None and not accepts_circuit_keyword(on_circuit_open):
-            raise ConfigError(
-                f"on_circuit_open must accept a keyword argument 'circuit' (it is called as "
-                f"on_circuit_open(*args, circuit=CircuitInfo, **kwargs)), got {on_circuit_open!r}; "
-                "add `*, circuit` or `**kwargs` to its parameters"
-            )
+        self.name = check_circuit_name(name)
+        check_settings(store, config, on_circuit_open, on_transition)
         self.store: Store = MemoryStore() if store is None else store
         self.store.check_name(self.name)  # e.g. DynamoDB's partition key length, here not later
         self.config = Config() if config is None else config
@@ -246,17 +259,7 @@ class CircuitBreaker:
         if not callable(target):
             raise ConfigError(f"the breaker decorates callables, got {fn!r}")
         is_async = flavor(target) is Flavor.ASYNC
-        fallback = self.on_circuit_open
-        if (
-            not is_async
-            and fallback is not None
-            and flavor(fallback, role="on_circuit_open") is Flavor.ASYNC
-        ):
-            raise ConfigError(
-                f"on_circuit_open {fallback!r} is async but the function is sync: a refused "
-                "call would return a coroutine nobody awaits; give a sync on_circuit_open, or "
-                "protect an async def"
-            )
+        check_fallback(self.on_circuit_open, is_async=is_async)
         wrapper = self._wrap_async(target) if is_async else self._wrap_sync(target)
         wrapper.breaker = self  # type: ignore[union-attr]
         return rewrap(wrapper)

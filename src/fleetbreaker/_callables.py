@@ -19,6 +19,7 @@ from fleetbreaker.errors import ConfigError
 __all__ = [
     "Flavor",
     "accepts_circuit_keyword",
+    "check_fallback",
     "flavor",
     "refuse_awaitable_fallback",
     "split_method_descriptor",
@@ -130,6 +131,20 @@ def accepts_circuit_keyword(fn: Callable[..., Any]) -> bool:
         }:
             return True
     return False
+
+
+def check_fallback(fallback: Callable[..., Any] | None, *, is_async: bool) -> None:
+    """Refuse an ``async def`` fallback for a sync function, when the wrapper is built."""
+    if (
+        not is_async
+        and fallback is not None
+        and flavor(fallback, role="on_circuit_open") is Flavor.ASYNC
+    ):
+        raise ConfigError(
+            f"on_circuit_open {fallback!r} is async but the function is sync: a refused "
+            "call would return a coroutine nobody awaits; give a sync on_circuit_open, or "
+            "protect an async def"
+        )
 
 
 def refuse_awaitable_fallback(result: object) -> ConfigError:

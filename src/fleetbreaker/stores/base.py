@@ -90,7 +90,11 @@ class Store(abc.ABC):
 
     def check_name(self, name: str) -> None:  # noqa: B027 - optional hook, most stores take any
         """Raise :class:`~fleetbreaker.errors.ConfigError` if this store cannot keep a circuit
-        called ``name`` (default: every name fits)."""
+        called ``name`` (default: every name fits).
+
+        Called whenever a breaker is built, by a ``BreakerFamily`` under its lock at a key's
+        first use: a local check of the name, never I/O.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing to close
         """Release connections. The store must not be used afterwards."""
