@@ -96,7 +96,16 @@ def make_view(
     closed = state is CircuitState.CLOSED
     if closed and now < held_until:
         fresh_until = min(now + ttl, held_until)
-        return View(record, now, fresh_until, False, local, absent, seen_at, held_until)
+        return View(
+            record,
+            now,
+            fresh_until,
+            closed=False,
+            local=local,
+            absent=absent,
+            seen_at=seen_at,
+            held_until=held_until,
+        )
     return View(record, now, now + ttl, closed, local, absent, seen_at, counting=counting)
 
 

@@ -737,8 +737,9 @@ class CircuitBreaker:
                     return Ticket(Kind.ADMIT if view.closed else Kind.REJECT, view)
             if view.local or self._health.outdated(self._mono() - view.read_at):
                 # A local decision (one the store never took) cannot win a conditional write:
-                # the store's record decides. Otherwise re-read before writing: reads are cheaper than conditional writes, and most
-                # of a fleet's would-be claimers learn here that someone else already won.
+                # the store's record decides. Otherwise re-read before writing: reads are
+                # cheaper than conditional writes, and most of a fleet's would-be claimers
+                # learn here that someone else already won.
                 view = yield from self._read(consistent=True)
             new = protocol.claim(
                 view.record,
