@@ -27,7 +27,12 @@ DEFAULT_REPORT_WINDOW: Final = 60.0
 
 
 def _optional_int(name: str, value: object) -> int | None:
-    return None if value is None else _positive_int(name, value)
+    if value is None:
+        return None
+    try:
+        return _positive_int(name, value)
+    except ConfigError as error:
+        raise ConfigError(f"{error}; None turns the rule off") from None
 
 
 def _rate(name: str, value: object) -> float | None:
@@ -56,7 +61,9 @@ def _days(seconds: float) -> str:
 
 def _seconds(name: str, value: object, *, allow_zero: bool, maximum: float = MAX_PERIOD) -> float:
     ok_type = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):  # type: ignore[arg-type,operator]
+    # A chained comparison, not math.isfinite: that raises OverflowError on a huge int, and
+    # the comparison refuses NaN and infinities just the same.
+    if not ok_type or not 0 <= value < math.inf or (value == 0 and not allow_zero):  # type: ignore[operator]
         allowed = (
             "a finite number of seconds >= 0" if allow_zero else "a finite number of seconds > 0"
         )
@@ -189,7 +196,7 @@ class Config:
             raise ConfigError(
                 f"record_ttl must be at least 2 x (longest open period + probe_timeout) = "
                 f"{2 * (self._max_open + probe):g} s so a live circuit is never "
-                f"reaped, got {self.record_ttl!r}"
+                f"reaped, got {self.record_ttl!r}: {self._longest_open_reason()}"
             )
         set_(self, "record_ttl", ttl)
         set_(
@@ -212,10 +219,15 @@ class Config:
                     allow_zero=False,
                 ),
             )
-        if (self.slow_call_rate_threshold is None) != (self.slow_call_duration_threshold is None):
+        if self.slow_call_rate_threshold is not None and self.slow_call_duration_threshold is None:
             raise ConfigError(
-                "slow_call_rate_threshold and slow_call_duration_threshold go together: give "
-                "both (a call is slow from the duration on; the rule fires at the rate) or neither"
+                "slow_call_rate_threshold needs slow_call_duration_threshold (the seconds from "
+                "which a call counts as slow): give both, or neither to turn the rule off"
+            )
+        if self.slow_call_duration_threshold is not None and self.slow_call_rate_threshold is None:
+            raise ConfigError(
+                "slow_call_duration_threshold needs slow_call_rate_threshold (the share of slow "
+                "calls that trips the circuit): give both, or neither to turn the rule off"
             )
         if (
             self.failure_threshold is None
@@ -232,26 +244,37 @@ class Config:
                 f'sliding_window_type must be "time" or "count", got {self.sliding_window_type!r}'
             )
         if self.sliding_window_type == "count":
-            size = _positive_int("sliding_window_size", self.sliding_window_size)
+            size = self.sliding_window_size
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(
+                    f"sliding_window_size must be a positive integer (a number of calls) for a "
+                    f"count window, got {size!r}"
+                )
             if size > MAX_WINDOW_CALLS:
                 raise ConfigError(
                     f"sliding_window_size must be at most {MAX_WINDOW_CALLS} calls for a count "
                     f"window, got {size}"
                 )
         else:
-            size = _seconds("sliding_window_size", self.sliding_window_size, allow_zero=False)  # type: ignore[assignment]
+            size = _seconds("sliding_window_size", self.sliding_window_size, allow_zero=False)
         set_(self, "sliding_window_size", size)
         _callable("record_result", self.record_result, "value -> bool")
         _callable("retry_after", self.retry_after, "failure -> seconds or None")
         reporters = _positive_int("fleet_minimum_reporters", self.fleet_minimum_reporters)
         if reporters > MAX_REPORTERS:
             raise ConfigError(
-                f"fleet_minimum_reporters must be at most {MAX_REPORTERS}, got {reporters}"
+                f"fleet_minimum_reporters must be at most {MAX_REPORTERS} (a record keeps one "
+                f"report per process), got {reporters}"
             )
         window = self.fleet_report_window
-        if window is None:
-            window = size if self.sliding_window_type == "time" else DEFAULT_REPORT_WINDOW
-        set_(self, "_report_window", _seconds("fleet_report_window", window, allow_zero=False))
+        if window is not None:
+            window = _seconds("fleet_report_window", window, allow_zero=False)
+            set_(self, "fleet_report_window", window)
+        elif self.sliding_window_type == "time":
+            window = size
+        else:
+            window = DEFAULT_REPORT_WINDOW
+        set_(self, "_report_window", window)
 
     def _check_recovery(self) -> None:
         set_ = object.__setattr__
@@ -284,6 +307,24 @@ class Config:
         else:
             longest = self.recovery_timeout
         set_(self, "_max_open", longest)
+
+    def _longest_open_reason(self) -> str:
+        """Where the longest open period comes from, and how to make record_ttl fit."""
+        longest, probe = f"{self._max_open:g} s", f"probe_timeout is {self._probe_timeout:g} s"
+        if self.recovery_timeout_max is not None:
+            return f"{longest} is recovery_timeout_max, {probe}; raise record_ttl or lower them"
+        if self._max_open > self.recovery_timeout:
+            grows = (
+                "recovery_backoff_multiplier > 1"
+                if self.recovery_backoff_multiplier > 1
+                else "retry_after"
+            )
+            return (
+                f"{longest} (24 h) is the longest open period, as {grows} lets it grow and no "
+                f"recovery_timeout_max caps it, {probe}; raise record_ttl or set "
+                f"recovery_timeout_max"
+            )
+        return f"{longest} is recovery_timeout, {probe}; raise record_ttl or lower them"
 
     @property
     def uses_window(self) -> bool:
