@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from fleetbreaker._limits import MAX_PERIOD, MAX_RECORD_TTL
+from fleetbreaker._limits import MAX_PERIOD, MAX_RECORD_TTL, MAX_REPORTS
 from fleetbreaker.errors import ConfigError
 
 __all__ = ["Config"]
@@ -18,7 +18,7 @@ _WEEK = 7 * 24 * 3600.0
 DAY: Final = 24 * 3600.0
 """The longest open period when no ``recovery_timeout_max`` is set but the period can grow
 (``recovery_backoff_multiplier`` > 1 or a ``retry_after`` hint)."""
-MAX_REPORTERS: Final = 32
+MAX_REPORTERS: Final = MAX_REPORTS
 """Largest ``fleet_minimum_reporters``: the record keeps that many reports, and must stay small."""
 MAX_WINDOW_CALLS: Final = 1_000_000
 """Largest count window (its failed and slow calls are kept one by one)."""
