@@ -45,6 +45,9 @@ class View:
     closed: its rules fired, and the fleet's quorum has not opened the circuit (yet)."""
     counting: bool = False
     """This process has failures counted in the episode, so a success has work to do."""
+    refuse_until: float = float("-inf")
+    """Until when (monotonic) every call is certainly refused on this view: an open period, a
+    held probe claim or this process's hold. Lets a refusal skip routing."""
     hot_until: float = field(init=False)
     """Until when a call may take the hot path (a bare call, nothing recorded): while the view
     is closed and fresh, and no failure waits for a success to reset it. One comparison."""
@@ -94,6 +97,11 @@ def make_view(
             if remaining > 0:
                 ttl = min(ttl, remaining)
     closed = state is CircuitState.CLOSED
+    refuse_until = float("-inf")
+    if state is CircuitState.OPEN:
+        refuse_until = seen_at + open_period(record, config)
+    elif record.probe_owner is not None:
+        refuse_until = seen_at + claim_period(record, config)
     if closed and now < held_until:
         fresh_until = min(now + ttl, held_until)
         return View(
@@ -105,8 +113,19 @@ def make_view(
             absent=absent,
             seen_at=seen_at,
             held_until=held_until,
+            refuse_until=held_until,
         )
-    return View(record, now, now + ttl, closed, local, absent, seen_at, counting=counting)
+    return View(
+        record,
+        now,
+        now + ttl,
+        closed,
+        local,
+        absent,
+        seen_at,
+        counting=counting,
+        refuse_until=refuse_until,
+    )
 
 
 class Kind:

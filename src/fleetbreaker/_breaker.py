@@ -30,6 +30,7 @@ import random
 import secrets
 import socket
 import threading
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Final, ParamSpec, TypeVar, overload
@@ -196,6 +197,10 @@ class CircuitBreaker:
         self._hold_until = float("-inf")  # this process refuses calls on its own until then
         self._reported_at = float("-inf")  # when this process last put a report in the record
         self._closed_value = self._value_recorder()
+        self._refused: tuple[View | None, CircuitInfo] = (
+            None,
+            CircuitInfo(self.name, CircuitState.OPEN, 0, None),
+        )
         self._health = StoreHealth()
         self._claims = OwnClaims()
         self._background: set[asyncio.Future[None]] = set()  # work outliving a cancelled call
@@ -423,6 +428,21 @@ class CircuitBreaker:
         return result
 
     def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        view = self._view
+        now = self._mono()
+        if now < view.refuse_until and now < view.fresh_until:
+            # An open circuit's refusal: no routing, no ticket, the snapshot built once.
+            if _switch.bypassed():
+                return fn(*args, **kwargs)
+            cached = self._refused
+            info = cached[1] if cached[0] is view else self._refusal_info(view)
+            fallback = self.on_circuit_open
+            if fallback is None:
+                raise CircuitOpenError(info)
+            result = fallback(*args, circuit=info, **kwargs)
+            if _maybe_awaitable(result):
+                raise refuse_awaitable_fallback(result)
+            return result  # type: ignore[no-any-return]
         if _switch.bypassed():
             return fn(*args, **kwargs)
         ticket = self._admit_sync()
@@ -458,13 +478,26 @@ class CircuitBreaker:
         return value
 
     def _short_circuit(self, view: View, args: Any, kwargs: Any, *, sync: bool = False) -> Any:
-        info = self._info(view)
+        info = self._refusal_info(view)
         if self.on_circuit_open is None:
             raise CircuitOpenError(info)
-        result = self.on_circuit_open(*args, circuit=info, **kwargs)
-        if sync and inspect.isawaitable(result):
+        return self._fallback(info, args, kwargs, sync=sync)
+
+    def _fallback(self, info: CircuitInfo, args: Any, kwargs: Any, *, sync: bool) -> Any:
+        result = self.on_circuit_open(*args, circuit=info, **kwargs)  # type: ignore[misc]
+        if sync and _maybe_awaitable(result):
             raise refuse_awaitable_fallback(result)
         return result
+
+    def _refusal_info(self, view: View) -> CircuitInfo:
+        """The snapshot a refusal on ``view`` hands out: built once per view (a view is
+        immutable, and an outage refuses thousands of calls on each)."""
+        cached = self._refused
+        if cached[0] is view:
+            return cached[1]
+        info = self._info(view)
+        self._refused = (view, info)
+        return info
 
     def _admit_cached(self) -> Ticket | None:
         """Route on the fresh cached view without any step machinery (an open circuit's
@@ -1103,6 +1136,13 @@ _DECIDE: Final = {
     SUCCESS: protocol.probe_succeeded,
     RELEASE: protocol.probe_released,
 }
+
+
+def _maybe_awaitable(value: object) -> bool:
+    # A cheap attribute test first: inspect.isawaitable costs as much as a fallback call.
+    return (hasattr(value, "__await__") or isinstance(value, types.GeneratorType)) and (
+        inspect.isawaitable(value)
+    )
 
 
 def circuit_breaker(

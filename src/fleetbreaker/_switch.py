@@ -29,12 +29,25 @@ class _State:
 _state = _State()
 
 
+# os.environ keeps its values in a dict keyed by the encoded name; a lookup there is a tenth of
+# the cost of os.environ.get (which encodes the key and decodes the value every time), and it
+# sees every change made through os.environ (monkeypatch.setenv included).
+_ENVIRON_DATA: Final = getattr(os.environ, "_data", None)
+_ENCODED_KEY: Final = os.environ.encodekey(ENV_VAR) if _ENVIRON_DATA is not None else None
+
+
+def _raw_value() -> object:
+    if _ENVIRON_DATA is not None:
+        return _ENVIRON_DATA.get(_ENCODED_KEY)
+    return os.environ.get(ENV_VAR)  # pragma: no cover - an os.environ without _data
+
+
 def bypassed() -> bool:
     """Whether every breaker of this process lets calls straight through now."""
     forced = _state.forced
     if forced is not None:
         return forced
-    if os.environ.get(ENV_VAR, "").strip().lower() not in _TRUE:
+    if _raw_value() is None or os.environ.get(ENV_VAR, "").strip().lower() not in _TRUE:
         return False
     if not _state.warned:
         _state.warned = True
