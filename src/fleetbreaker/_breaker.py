@@ -65,6 +65,7 @@ from fleetbreaker._fork import reset_after_fork
 from fleetbreaker._guard import Guard
 from fleetbreaker._hooks import HookRunner
 from fleetbreaker._info import CircuitInfo, CircuitTransition
+from fleetbreaker._judges import failing_value, retry_after_hint
 from fleetbreaker._limits import sane_wall
 from fleetbreaker._own_claims import OwnClaims
 from fleetbreaker._protocol import ABSENT, Cause, CircuitState, Record, Route
@@ -204,7 +205,7 @@ class CircuitBreaker:
         self._health = StoreHealth()
         self._claims = OwnClaims()
         self._background: set[asyncio.Future[None]] = set()  # work outliving a cancelled call
-        self._mismatch_logged: set[str] = set()
+        self._mismatches = fleet_settings.Mismatches(self.name)
         self._init_process_state()
         reset_after_fork(self)
 
@@ -652,20 +653,11 @@ class CircuitBreaker:
         return record
 
     def _failing_value(self, value: object) -> bool:
-        """``record_result(value)``; a predicate that raises is logged and counts a success."""
+        """Whether ``record_result`` makes ``value`` a failure."""
         judge = self._judge
-        if judge is None or value is NO_RESULT:
-            return False
-        try:
-            return bool(judge(value))
-        except Exception:
-            logger.warning(
-                "circuit %r: record_result raised on a returned value; counting the call as a "
-                "success",
-                self.name,
-                exc_info=True,
-            )
-            return False
+        return (
+            judge is not None and value is not NO_RESULT and failing_value(judge, value, self.name)
+        )
 
     def _is_slow(self, start: float | None) -> bool:
         limit = self._slow_after
@@ -737,7 +729,7 @@ class CircuitBreaker:
             # write was in flight, or its event loop shut down before it could release it.
             yield from self._settle_claim(record, RELEASE, local=False)
             return self._view
-        self._check_fleet_settings(loaded.record)
+        self._mismatches.check(loaded.record, self.config)
         return self._install(loaded.record, started, absent=loaded.absent)
 
     def _load(self, *, consistent: bool) -> Steps[View | None]:
@@ -865,23 +857,7 @@ class CircuitBreaker:
         hint = None
         retry_after = self.config.retry_after
         if retry_after is not None and failure is not None:
-            try:
-                answer = retry_after(failure)
-            except Exception:
-                logger.warning(
-                    "circuit %r: retry_after raised; using the schedule's open period",
-                    self.name,
-                    exc_info=True,
-                )
-            else:
-                hint = schedule.hint_seconds(answer)
-                if hint is None and answer is not None:
-                    logger.warning(
-                        "circuit %r: retry_after returned %.50r, not a positive number of "
-                        "seconds; using the schedule's open period",
-                        self.name,
-                        answer,
-                    )
+            hint = retry_after_hint(retry_after, failure, self.name)
         return schedule.open_period_for(self.config, open_count, draw=random.random(), hint=hint)
 
     def _settle(self, ticket: Ticket, outcome: str, failure: object = None) -> Steps[None]:
@@ -1030,21 +1006,6 @@ class CircuitBreaker:
                 view = replace(view, fresh_until=min(view.fresh_until, retry_at))
             self._view = view
             return view
-
-    def _check_fleet_settings(self, record: Record) -> None:
-        """Log once per setting when the fleet writes this circuit with other settings."""
-        for setting, theirs, ours in fleet_settings.differences(record, self.config):
-            if setting in self._mismatch_logged:
-                continue
-            self._mismatch_logged.add(setting)
-            logger.warning(
-                "circuit %r: another process runs this circuit with %s=%g, this one with %g; "
-                "each process waits the shorter of the two (configure every process alike)",
-                self.name,
-                setting,
-                theirs,
-                ours,
-            )
 
     def _count_bad(self, view: View, *, failed: bool, slow: bool) -> tuple[Cause, int] | None:
         """Count a failed and/or slow closed-path call; the cause for the one call that makes a
