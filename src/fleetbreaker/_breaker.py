@@ -196,7 +196,8 @@ class CircuitBreaker:
         self._window = self._rules.window
         self._wall_offset = self._clock_wall() - self._mono()  # Unix time ~ monotonic + offset
         self._hold_until = float("-inf")  # this process refuses calls on its own until then
-        self._reported_at = float("-inf")  # when this process last put a report in the record
+        # The closed episode in which this process last put a report in the record, and when.
+        self._reported: tuple[int, float] = (-1, float("-inf"))
         self._closed_value = self._value_recorder()
         self._refused: tuple[View | None, CircuitInfo] = (
             None,
@@ -814,34 +815,47 @@ class CircuitBreaker:
         new = decide(view.record, now=self._now(), elapsed=started - view.seen_at)
         if new is None:
             return
+        episode = view.record.episode_id
         # Stop this process's other callers at once, not after the store round trips below.
         if new.state is CircuitState.OPEN:
             self._install(new, started, local=True)
         else:
             self._hold(started, period)
-            if started - self._reported_at < self.config.effective_report_window:
+            window = self.config.effective_report_window
+            reported_in, reported_at = self._reported
+            if reported_in == episode and started - reported_at < window:
                 return  # one report per window: ours still counts
         if self._health.resting(started):
             return  # the store is in backoff: the local decision is all we can do
-        if self._health.outdated(started - view.read_at):
-            fresh = yield from self._load(consistent=True)
-            if fresh is None:
-                return  # store trouble: the local decision stands
-            if not fresh.closed or fresh.record.episode_id != view.record.episode_id:
-                # The fleet moved on (tripped already, or a new closed episode): adopt it.
-                self._install(fresh.record, self._mono(), absent=fresh.absent)
-                return
-            view = fresh
-            new = decide(fresh.record, now=self._now(), elapsed=0.0)
-            if new is None:
-                return
-            if new.state is CircuitState.CLOSED and self._hold_until < started:
-                self._hold(started, period)  # reports expired meanwhile: no quorum after all
-        won = yield from self._write(view, new)
-        if won and new.state is CircuitState.CLOSED:
-            self._reported_at = started
-        elif won is False:
+        reread = self._health.outdated(started - view.read_at)
+        # Each lost write is another process's report (or the trip): K rounds reach the quorum.
+        for _ in range(self.config.fleet_minimum_reporters + 1):
+            if reread:
+                fresh = yield from self._load(consistent=True)
+                if fresh is None:
+                    return  # store trouble: the local decision stands
+                if not fresh.closed or fresh.record.episode_id != episode:
+                    # The fleet moved on (tripped already, or a new closed episode): adopt it.
+                    self._install(fresh.record, self._mono(), absent=fresh.absent)
+                    return
+                # The record we have watched has aged as long as we watched it; another is new.
+                same = fresh.record == view.record
+                elapsed = self._mono() - view.seen_at if same else 0.0
+                view = fresh
+                new = decide(fresh.record, now=self._now(), elapsed=elapsed)
+                if new is None:
+                    return
+                if new.state is CircuitState.CLOSED and self._hold_until < started:
+                    self._hold(started, period)  # reports expired meanwhile: no quorum after all
+            won = yield from self._write(view, new)
+            if won is not False:
+                break
+            reread = True  # lost to another writer: decide again on what it wrote
+        else:
             yield from self._read(consistent=True)
+            return
+        if won and new.state is CircuitState.CLOSED:
+            self._reported = (episode, started)
 
     def _hold(self, started: float, period: float) -> None:
         """Refuse this process's calls for ``period`` seconds, the fleet's record unchanged."""
