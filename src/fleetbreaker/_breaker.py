@@ -1099,7 +1099,10 @@ class CircuitBreaker:
             held_until = self._wall_offset + view.held_until
         reporters = len(
             quorum.live_reports(
-                record, elapsed=now - view.seen_at, window=self.config.effective_report_window
+                record,
+                elapsed=now - view.seen_at,
+                window=self.config.effective_report_window,
+                now=self._now(),
             )
         )
         return CircuitInfo.from_record(

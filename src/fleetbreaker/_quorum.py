@@ -2,9 +2,17 @@
 fired. Pure: the record in, the record to write out.
 
 A report is ``(owner, at)``. Every time in a record is on the clock of the record's one writer,
-so a report's age is ``updated_at - at`` (the writer's offset cancels) plus how long the reader
-has held the record (its own monotonic clock). A writer stores the reports it carries forward
-re-dated on its own clock (``now - age``): no two processes' clocks are ever compared.
+so a report's age is ``updated_at - at`` (the writer's offset cancels) plus how long the record
+has existed since its write. A writer stores the reports it carries forward re-dated on its own
+clock (``now - age``).
+
+How long the record has existed is at least how long the reader has held it (its monotonic
+clock, ``elapsed``). A reader that has just started, or that did not read the circuit for an
+hour, has held it for no time at all, and would count an hour-old report as fresh. So the
+reader's wall clock is also consulted, in one direction only: ``now - updated_at`` can make a
+report *older* (expired), never younger than ``elapsed`` says. A reader whose clock runs ahead
+can therefore only ignore reports (its own still counts, and the next reporter's clock
+decides again); no clock, however wrong, can make a dead report count.
 """
 
 from __future__ import annotations
@@ -20,15 +28,21 @@ if TYPE_CHECKING:
 __all__ = ["live_reports", "report"]
 
 
-def live_reports(record: Record, *, elapsed: float, window: float) -> dict[str, float]:
+def live_reports(
+    record: Record, *, elapsed: float, window: float, now: float | None = None
+) -> dict[str, float]:
     """The reporters of ``record`` whose report is younger than ``window`` seconds, each with
-    the age of its newest report, for a reader that has held the record ``elapsed`` seconds."""
+    the age of its newest report, for a reader that has held the record ``elapsed`` seconds
+    and whose wall clock reads ``now`` (module docstring: it can only age a report)."""
     ages: dict[str, float] = {}
     if record.state is not CircuitState.CLOSED:
         return ages
+    held = max(elapsed, 0.0)
+    if now is not None:
+        held = max(held, now - record.updated_at)
     for owner, at in record.reports:
         # A report dated after its record (a foreign writer) is as young as the record.
-        age = max(record.updated_at - at, 0.0) + max(elapsed, 0.0)
+        age = max(record.updated_at - at, 0.0) + held
         if age < window and age < ages.get(owner, window):
             ages[owner] = age
     return ages
@@ -54,7 +68,7 @@ def report(
     if record.state is not CircuitState.CLOSED:
         return None
     needed = config.fleet_minimum_reporters
-    others = live_reports(record, elapsed=elapsed, window=config.effective_report_window)
+    others = live_reports(record, elapsed=elapsed, window=config.effective_report_window, now=now)
     others.pop(owner, None)
     if len(others) + 1 >= needed:
         return trip(
