@@ -38,7 +38,8 @@ MAX_TEXT: Final = 256
 
 MAX_REPORTS: Final = 32
 """Most fleet reports a record holds (``Config.fleet_minimum_reporters`` is at most this): with
-owners of ``MAX_TEXT`` characters they stay well inside ``MAX_PAYLOAD_BYTES``."""
+plain ASCII owners of ``MAX_TEXT`` characters they stay well inside ``MAX_PAYLOAD_BYTES``; owners
+JSON escapes can outgrow it, and a report then drops the oldest (``_quorum.report``)."""
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 """Largest payload read as a record; a larger one is unreadable (and never parsed)."""

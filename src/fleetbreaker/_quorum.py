@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from fleetbreaker._limits import MAX_PAYLOAD_BYTES
 from fleetbreaker._protocol import QUORUM, Cause, CircuitState, Record, trip
+from fleetbreaker.stores.base import encode_payload
 
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
@@ -63,7 +65,8 @@ def report(
     quorum (``fleet_minimum_reporters`` distinct live reporters). ``None`` if not closed.
 
     The record keeps at most ``fleet_minimum_reporters - 1`` reports (the youngest): one more
-    makes the quorum, and its reporter writes the trip rather than its report.
+    makes the quorum, and its reporter writes the trip rather than its report. It also keeps
+    no more than fit in ``MAX_PAYLOAD_BYTES``, and always the reporter's own.
     """
     if record.state is not CircuitState.CLOSED:
         return None
@@ -81,12 +84,20 @@ def report(
             cause=cause if needed == 1 else replace(cause, rule=QUORUM),
         )
     kept = sorted(others.items(), key=lambda item: item[1])[: needed - 2]
-    reports = ((other, now - age) for other, age in kept)
-    return replace(
-        record,
-        epoch=record.epoch + 1,
-        episode=record.episode_id,
-        reports=(*reports, (owner, now)),
-        updated_at=now,
-        expires_at=now + config.record_ttl,
-    )
+    # A report older than this writer's clock reading (a broken clock, set back to 0) cannot be
+    # dated on it: dropped, never made younger than it is nor dated before 0.
+    carried = [(other, now - age) for other, age in kept if age <= now]
+    while True:
+        new = replace(
+            record,
+            epoch=record.epoch + 1,
+            episode=record.episode_id,
+            reports=(*carried, (owner, now)),
+            updated_at=now,
+            expires_at=now + config.record_ttl,
+        )
+        # Owners JSON escapes (12 bytes for some characters) can outgrow what a store reads
+        # back, and an unreadable record loses every report: the oldest go first.
+        if not carried or len(encode_payload(new).encode()) <= MAX_PAYLOAD_BYTES:
+            return new
+        carried.pop()

@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from fleetbreaker._limits import MAX_PERIOD
 from fleetbreaker.config import DAY
 
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
 
 __all__ = ["hint_seconds", "open_period_for"]
+
+_SAFE_GROWTH = 700.0
+"""Largest ``log(multiplier ** n)`` computed as a power: e ** 700 is far below the float max."""
 
 
 def backoff(config: Config, open_count: int) -> float:
@@ -25,9 +29,14 @@ def backoff(config: Config, open_count: int) -> float:
     if multiplier == 1 or open_count <= 0:
         return min(base, longest)
     # Compared in logs: multiplier ** open_count overflows a float long before the count does.
-    if open_count * math.log(multiplier) >= math.log(longest / base):
+    # (A difference of logs: longest / base itself overflows for a tiny recovery_timeout.)
+    growth = open_count * math.log(multiplier)
+    if growth >= math.log(longest) - math.log(base):
         return longest
-    return min(base * multiplier**open_count, longest)
+    if growth < _SAFE_GROWTH:
+        return min(base * multiplier**open_count, longest)
+    # Below the cap, yet multiplier ** open_count alone overflows: recovery_timeout is tiny.
+    return min(math.exp(math.log(base) + growth), longest)
 
 
 def open_period_for(
@@ -49,11 +58,14 @@ def open_period_for(
 def hint_seconds(value: object) -> float | None:
     """A ``retry_after`` answer as seconds, or ``None`` when it is not a usable number.
 
-    Accepts ints and floats (not bools) that are finite and positive; anything else -- None,
-    a negative or non-finite number, text -- changes nothing.
+    Accepts ints and floats (not bools) that are finite and positive, as at most
+    ``MAX_PERIOD``; anything else -- None, a negative or non-finite number, text -- changes
+    nothing.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if not math.isfinite(value) or value <= 0:
+    # A chained comparison, not math.isfinite: that raises OverflowError on a huge int.
+    if not 0 < value < math.inf:
         return None
-    return float(value)
+    # No period is longer than MAX_PERIOD, and float() of a huge int would overflow.
+    return float(min(value, MAX_PERIOD))
