@@ -107,20 +107,20 @@ def test_a_quorum_of_three_builds_two_reports_then_trips() -> None:
         updated_at=T0 + 1,
         expires_at=T0 + 1 + WEEK,
     )
-    # b's clock runs 1000 s ahead and it read the record 4 s after a wrote it.
-    second = file(first, "b", now=T0 + 1005, elapsed=4)
+    # b's clock runs 1000 s behind and it read the record 4 s after a wrote it.
+    second = file(first, "b", now=T0 - 995, elapsed=4)
     assert second == replace(
         first,
         epoch=9,
-        reports=(("a", T0 + 1001), ("b", T0 + 1005)),
-        updated_at=T0 + 1005,
-        expires_at=T0 + 1005 + WEEK,
+        reports=(("a", T0 - 999), ("b", T0 - 995)),
+        updated_at=T0 - 995,
+        expires_at=T0 - 995 + WEEK,
     )
     assert second.episode_id == 7  # the closed episode that began at epoch 7 goes on
-    third = file(second, "c", now=T0 + 1010, elapsed=5)
+    third = file(second, "c", now=T0 - 990, elapsed=5)
     assert third == trip(
         second,
-        now=T0 + 1010,
+        now=T0 - 990,
         failures=5,
         config=quorum(3),
         owner="c",
@@ -134,7 +134,34 @@ def test_a_quorum_of_three_builds_two_reports_then_trips() -> None:
         QUORUM,
         0.75,
     )
-    assert (third.reports, third.episode, third.retry_at) == ((), None, T0 + 1010 + PERIOD)
+    assert (third.reports, third.episode, third.retry_at) == ((), None, T0 - 990 + PERIOD)
+
+
+def test_a_reader_whose_clock_says_the_record_is_old_counts_no_report_in_it() -> None:
+    """A reader that held the record for no time, but whose clock says it was written long ago
+    (a process that just started, after an hour with no writes), counts none of its reports."""
+    first = file(CLOSED, "a", now=T0)
+    assert first is not None
+    second = file(first, "b", now=T0 + 1, elapsed=1)
+    assert second is not None
+    assert len(second.reports) == 2
+    late = file(second, "c", now=T0 + 3600, elapsed=0)
+    assert late is not None
+    assert late.state is CircuitState.CLOSED  # no quorum on hour-old reports
+    assert late.reports == (("c", T0 + 3600),)
+
+
+def test_a_clock_ahead_can_only_age_reports() -> None:
+    """A writer whose clock runs ahead of the record's writer drops reports its clock calls
+    old; one whose clock runs behind still counts them by its own monotonic clock."""
+    first = file(CLOSED, "a", now=T0)
+    assert first is not None
+    ahead = file(first, "b", now=T0 + 1000, elapsed=4)
+    assert ahead is not None
+    assert ahead.reports == (("b", T0 + 1000),)
+    behind = file(first, "b", now=T0 - 1000, elapsed=4)
+    assert behind is not None
+    assert behind.reports == (("a", T0 - 1004), ("b", T0 - 1000))
 
 
 def test_the_first_report_keeps_the_records_other_fields() -> None:
@@ -303,14 +330,51 @@ def run_fleet(events: list[Event], skews: list[int], reporters: int) -> list[tup
 
 @given(
     events=EVENTS,
-    skews=st.lists(st.integers(min_value=-YEAR, max_value=YEAR), min_size=6, max_size=6),
+    offset=st.integers(min_value=-YEAR, max_value=YEAR),
     reporters=st.integers(min_value=1, max_value=6),
 )
-def test_writer_clocks_skewed_by_up_to_a_year_change_no_decision(
+def test_a_clock_offset_shared_by_the_fleet_changes_no_decision(
+    events: list[Event], offset: int, reporters: int
+) -> None:
+    """Every clock off by the same amount (up to +/- 1 year): the same trips, reports, ages."""
+    assert run_fleet(events, [offset] * 6, reporters) == run_fleet(events, [0] * 6, reporters)
+
+
+@given(
+    events=EVENTS,
+    skews=st.lists(st.integers(min_value=-YEAR, max_value=YEAR), min_size=6, max_size=6),
+    reporters=st.integers(min_value=2, max_value=6),
+)
+def test_no_clock_skew_opens_the_circuit_on_expired_reports(
     events: list[Event], skews: list[int], reporters: int
 ) -> None:
-    """Each writer's clock off by up to +/- 1 year: the same trips, reports and ages."""
-    assert run_fleet(events, skews, reporters) == run_fleet(events, [0] * 6, reporters)
+    """Each writer's clock off by up to +/- 1 year: a trip still needs that many processes to
+    have truly reported within the window, give or take how far a reader's clock runs behind
+    a writer's (a reader's clock can age a report, and only a clock that lags can miss that a
+    record it just read is old)."""
+    config = quorum(reporters)
+    window = config.effective_report_window + max(skews) - min(skews)
+    true_time, written = T0, T0
+    record = CLOSED
+    reported: dict[str, float] = {}  # owner -> true time of its last report
+    for event in events:
+        true_time += event.after
+        owner = f"p{event.writer}"
+        new = file(
+            record,
+            owner,
+            now=true_time + skews[event.writer],
+            elapsed=min(event.lag, true_time - written),
+            config=config,
+        )
+        if new is None:
+            continue
+        if new.state is CircuitState.OPEN:
+            live = {o for o, _ in record.reports if true_time - reported[o] < window}
+            assert len(live | {owner}) >= reporters
+            return
+        reported[owner] = true_time
+        record, written = new, true_time
 
 
 # Any text, and long text of characters JSON escapes to 2, 6 or 12 bytes.

@@ -12,7 +12,9 @@ hour, has held it for no time at all, and would count an hour-old report as fres
 reader's wall clock is also consulted, in one direction only: ``now - updated_at`` can make a
 report *older* (expired), never younger than ``elapsed`` says. A reader whose clock runs ahead
 can therefore only ignore reports (its own still counts, and the next reporter's clock
-decides again); no clock, however wrong, can make a dead report count.
+decides again); a reader whose clock lags the writer's by ``s`` seconds, and that has not
+watched the record, may count a report up to ``s`` seconds past its window. No clock, however
+wrong, can make a report count longer than the reader has itself watched it plus the window.
 """
 
 from __future__ import annotations
