@@ -48,7 +48,8 @@ def open_period_for(
     so in ``[(1 - jitter) d, d]``. A ``hint`` (seconds from ``retry_after``) keeps the
     circuit open at least that long, capped at ``recovery_timeout_max`` (24 h without one).
     """
-    period = backoff(config, open_count) * (1.0 - config.recovery_jitter * min(max(draw, 0.0), 1.0))
+    draw = draw if 0.0 <= draw <= 1.0 else float(draw > 1.0)  # clamped; NaN draws 0
+    period = backoff(config, open_count) * (1.0 - config.recovery_jitter * draw)
     if hint is not None:
         cap = DAY if config.recovery_timeout_max is None else config.recovery_timeout_max
         period = max(period, min(hint, cap))
