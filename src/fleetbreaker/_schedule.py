@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from fleetbreaker._limits import MAX_PERIOD
 from fleetbreaker.config import DAY
 
 if TYPE_CHECKING:
@@ -50,10 +51,13 @@ def hint_seconds(value: object) -> float | None:
     """A ``retry_after`` answer as seconds, or ``None`` when it is not a usable number.
 
     Accepts ints and floats (not bools) that are finite and positive; anything else -- None,
-    a negative or non-finite number, text -- changes nothing.
+    a negative or non-finite number, text -- changes nothing. A hint beyond ``MAX_PERIOD``
+    (longer than any cap) reads as ``MAX_PERIOD``.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if not math.isfinite(value) or value <= 0:
+    # A chained comparison, not math.isfinite: that raises OverflowError on an int too large
+    # for a float, and the comparison refuses NaN and infinities just the same.
+    if not 0 < value < math.inf:
         return None
-    return float(value)
+    return float(min(value, MAX_PERIOD))
