@@ -666,9 +666,10 @@ class CircuitBreaker:
 
     def _probe_returned(self, value: object, start: float) -> tuple[str, object]:
         """A probe's outcome from its returned value: a failing value, or (with a slow-call
-        rule) a slow answer, fails it; the value is what ``retry_after`` is given."""
+        rule) a slow answer, fails it; the value is what ``retry_after`` is given (nothing for a
+        ``guard()`` block, which returns none)."""
         if self._failing_value(value) or self._is_slow(start):
-            return FAILURE, value
+            return FAILURE, None if value is NO_RESULT else value
         return SUCCESS, None
 
     def _drive(self, steps: Steps[R]) -> R:

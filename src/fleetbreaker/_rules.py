@@ -56,6 +56,8 @@ class Rules:
         to trip with when a rule fires."""
         if failed:
             self.failures += 1
+        else:
+            self.failures = 0  # a slow success is a success: it ends the run of failures
         verdict = None
         if self.window is not None:
             verdict = self.window.bad(failed=failed, slow=slow, now=now)
