@@ -52,9 +52,14 @@ class View:
     """Until when a call may take the hot path (a bare call, nothing recorded): while the view
     is closed and fresh, and no failure waits for a success to reset it. One comparison."""
 
+    closed_until: float = field(init=False)
+    """``fresh_until`` while the view is closed, else never: one comparison admits a recorded
+    call (a rate rule records every call, so a counted failure does not matter there)."""
+
     def __post_init__(self) -> None:
-        hot = self.closed and not self.counting
-        object.__setattr__(self, "hot_until", self.fresh_until if hot else float("-inf"))
+        closed_until = self.fresh_until if self.closed else float("-inf")
+        object.__setattr__(self, "closed_until", closed_until)
+        object.__setattr__(self, "hot_until", float("-inf") if self.counting else closed_until)
 
 
 COLD = View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)

@@ -275,7 +275,7 @@ class CircuitBreaker:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
         view = self._view
         start = self._mono()
-        if start < view.hot_until or (view.closed and start < view.fresh_until):
+        if start < view.closed_until:
             return self._call_closed(view, fn, args, kwargs, start)
         return self._call_slow(fn, args, kwargs)
 
@@ -283,7 +283,7 @@ class CircuitBreaker:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         view = self._view
         start = self._mono()
-        if start < view.hot_until or (view.closed and start < view.fresh_until):
+        if start < view.closed_until:
             return await self._acall_closed(view, fn, args, kwargs, start)
         return await self._acall_slow(fn, args, kwargs)
 
@@ -353,7 +353,7 @@ class CircuitBreaker:
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             view = breaker._view
             start = mono()
-            if view.closed and start < view.fresh_until:
+            if start < view.closed_until:
                 try:
                     result = fn(*args, **kwargs)
                 except Exception as exc:
@@ -371,7 +371,7 @@ class CircuitBreaker:
                         cause = evaluate(view, number)
                         fired = None if cause is None else (*cause, None)
                     else:
-                        if breaker._failures:
+                        if view.counting:  # (this process's view: a failure installs it)
                             breaker._closed_succeeded(view)
                         return result
                 if fired is not None:
@@ -389,7 +389,7 @@ class CircuitBreaker:
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             view = breaker._view
             start = mono()
-            if view.closed and start < view.fresh_until:
+            if start < view.closed_until:
                 try:
                     result = await fn(*args, **kwargs)
                 except Exception as exc:

@@ -30,7 +30,7 @@ class Guard:
         breaker = self._breaker
         view = breaker._view
         self._start = start = breaker._mono()
-        if start < view.hot_until or (view.closed and start < view.fresh_until):
+        if start < view.closed_until:
             self._ticket = view
             return True
         return _switch.bypassed()  # let through untouched: no ticket, nothing recorded

@@ -218,6 +218,7 @@ class TimeWindow:
         "_current",
         "_failures",
         "_newest",
+        "_next_bucket_at",
         "_numbers",
         "_oldest_first",
         "_reach",
@@ -253,6 +254,7 @@ class TimeWindow:
         self._oldest_first = 0
         self._reach = -1  # the number of the call that brings the window to the minimum
         self._current: float = -math.inf  # the newest bucket's index
+        self._next_bucket_at = -math.inf  # no later than the newest bucket's end (Unix time)
         # Last: a success that takes a number from the new count sees the empty window.
         self._numbers = itertools.count()
 
@@ -263,7 +265,8 @@ class TimeWindow:
         (call ``evaluate`` with it, under the lock), else -1.
         """
         number = next(self._numbers)
-        if math.floor(now / self._width) > self._current or (
+        # One comparison with a precomputed time instead of a floor division: the hot path.
+        if now >= self._next_bucket_at or (
             number == self._reach and (self._failures or self._slow_calls)
         ):
             return number
@@ -337,3 +340,6 @@ class TimeWindow:
         # Last: a success that sees this bucket as the newest also sees the totals above, and
         # one that does not asks for an evaluation itself.
         self._current = index
+        # A hair early (float rounding must never let a call of the next bucket pass unseen):
+        # a success just before the boundary merely asks for an evaluation that rolls nothing.
+        self._next_bucket_at = (index + 1) * self._width * (1 - 1e-12)
