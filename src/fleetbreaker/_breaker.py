@@ -298,7 +298,8 @@ class CircuitBreaker:
     # --- sync and async shells -------------------------------------------------------------
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        mono, call_slow = self._mono, self._call_slow
+        mono, call_slow, refuse = self._mono, self._call_slow, self._refuse
+        switch, environ, environ_key = _switch.STATE, _switch.ENVIRON, _switch.ENVIRON_KEY
         breaker = self
         if not self._plain:
             return self._wrap_sync_recorded(fn)
@@ -306,7 +307,8 @@ class CircuitBreaker:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             view = breaker._view
-            if mono() < view.hot_until:
+            now = mono()
+            if now < view.hot_until:
                 # Inlined hot path: this is the whole cost of a healthy call. (A view with a
                 # failure counted is not hot: the success that resets it takes the slow path.)
                 try:
@@ -314,6 +316,14 @@ class CircuitBreaker:
                 except Exception as exc:
                     breaker._closed_failed(view, exc)
                     raise
+            if (
+                now < view.refuse_until
+                and now < view.fresh_until
+                and (
+                    (switch.forced is None and environ_key not in environ) or not _switch.bypassed()
+                )
+            ):
+                return refuse(view, args, kwargs)  # type: ignore[no-any-return]
             return call_slow(fn, args, kwargs)
 
         return wrapper
@@ -432,19 +442,8 @@ class CircuitBreaker:
     def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
         view = self._view
         now = self._mono()
-        if now < view.refuse_until and now < view.fresh_until:
-            # An open circuit's refusal: no routing, no ticket, the snapshot built once.
-            if _switch.bypassed():
-                return fn(*args, **kwargs)
-            cached = self._refused
-            info = cached[1] if cached[0] is view else self._refusal_info(view)
-            fallback = self.on_circuit_open
-            if fallback is None:
-                raise CircuitOpenError(info)
-            result = fallback(*args, circuit=info, **kwargs)
-            if _maybe_awaitable(result):
-                raise refuse_awaitable_fallback(result)
-            return result  # type: ignore[no-any-return]
+        if now < view.refuse_until and now < view.fresh_until and not _switch.bypassed():
+            return self._refuse(view, args, kwargs)  # type: ignore[no-any-return]
         if _switch.bypassed():
             return fn(*args, **kwargs)
         ticket = self._admit_sync()
@@ -484,6 +483,21 @@ class CircuitBreaker:
         if self.on_circuit_open is None:
             raise CircuitOpenError(info)
         return self._fallback(info, args, kwargs, sync=sync)
+
+    def _refuse(self, view: View, args: Any, kwargs: Any) -> Any:
+        """Refuse a sync call on a view that certainly refuses: no routing, no ticket, and the
+        snapshot built once per view (an outage refuses thousands of calls on each)."""
+        cached = self._refused
+        info = cached[1] if cached[0] is view else self._refusal_info(view)
+        fallback = self.on_circuit_open
+        if fallback is None:
+            raise CircuitOpenError(info)
+        result = fallback(*args, circuit=info, **kwargs)
+        if (hasattr(result, "__await__") or isinstance(result, types.GeneratorType)) and (
+            inspect.isawaitable(result)  # (the cheap tests first: this is the refusal's cost)
+        ):
+            raise refuse_awaitable_fallback(result)
+        return result
 
     def _fallback(self, info: CircuitInfo, args: Any, kwargs: Any, *, sync: bool) -> Any:
         result = self.on_circuit_open(*args, circuit=info, **kwargs)  # type: ignore[misc]

@@ -36,6 +36,14 @@ _ENVIRON_DATA: Final = getattr(os.environ, "_data", None)
 _ENCODED_KEY: Final = os.environ.encodekey(ENV_VAR) if _ENVIRON_DATA is not None else None
 
 
+STATE: Final = _state
+ENVIRON: Final = _ENVIRON_DATA if _ENVIRON_DATA is not None else {_ENCODED_KEY: b""}
+ENVIRON_KEY: Final = _ENCODED_KEY
+"""For a hot path that cannot afford a call: ``STATE.forced is None and ENVIRON_KEY not in
+ENVIRON`` means "not bypassed" for certain; otherwise ask :func:`bypassed`. (Without
+``os.environ._data`` the key is always "in", so the answer always comes from ``bypassed``.)"""
+
+
 def _raw_value() -> object:
     if _ENVIRON_DATA is not None:
         return _ENVIRON_DATA.get(_ENCODED_KEY)
