@@ -351,10 +351,8 @@ class CircuitBreaker:
         """The hot path when every call is timed and recorded (a rate rule or record_result)."""
         mono, call_slow, record = self._mono, self._call_slow, self._closed_value
         breaker = self
-        if self._judge is not None or self._window is None:
-            fast_success = None
-        else:
-            fast_success = self._window.success
+        window = None if self._judge is not None else self._window
+        if window is not None:
             wall_offset = self._wall_offset
             slow_after = math.inf if self._slow_after is None else self._slow_after
             evaluate = self._evaluate
@@ -369,21 +367,24 @@ class CircuitBreaker:
                 except Exception as exc:
                     breaker._closed_failed(view, exc, start)
                     raise
-                if fast_success is None:
+                if window is None:
                     fired = record(view, result, start)
                 else:
-                    # ``record`` inlined for the common case, a fast success: this is the
-                    # whole cost of a healthy recorded call.
+                    # ``record`` inlined for the common case, a fast success, with the
+                    # window's success() read inline (see _windows): this is the whole cost
+                    # of a healthy recorded call.
                     now = mono()
                     if now - start >= slow_after:
                         fired = record(view, result, start)
-                    elif (number := fast_success(now + wall_offset)) >= 0:
+                    else:
+                        number = next(window.numbers)
+                        now += wall_offset
+                        if now < window.next_bucket_at and number != window.reach:
+                            if view.counting:  # (this process's view: a failure installs it)
+                                breaker._closed_succeeded(view)
+                            return result
                         cause = evaluate(view, number)
                         fired = None if cause is None else (*cause, None)
-                    else:
-                        if view.counting:  # (this process's view: a failure installs it)
-                            breaker._closed_succeeded(view)
-                        return result
                 if fired is not None:
                     breaker._trip_sync(view, fired)
                 return result

@@ -24,6 +24,14 @@ on (b) regardless, to learn the number where each bucket starts (without it, the
 later windows would be wrong): about one evaluation per bucket. Every other success lowers or
 keeps the rates of a window whose verdict, evaluated after the previous call, was no: it would
 be no again. Skipping it gives exactly the trip decisions of evaluating after every call.
+
+Three attributes are the state ``success()`` reads, public so that a breaker's hot path can
+read them inline instead of paying for the call: ``numbers`` (the counter), ``reach`` (the
+number of the call that brings the window to its minimum) and ``next_bucket_at`` (no later
+than the newest bucket's end; never for a count window). A success whose number is ``reach``,
+or whose time is at or past ``next_bucket_at``, must be evaluated; any other need not be (the
+inline test skips the "any bad outcome at all" refinement, so it evaluates once more per
+episode, with the same verdict).
 """
 
 from __future__ import annotations
@@ -119,7 +127,7 @@ class CountWindow:
     holds more than ``size`` calls, so a larger minimum could never be reached.
     """
 
-    __slots__ = ("_failed", "_numbers", "_reach", "_rules", "_size", "_slow")
+    __slots__ = ("_failed", "_rules", "_size", "_slow", "next_bucket_at", "numbers", "reach")
 
     def __init__(
         self,
@@ -135,12 +143,13 @@ class CountWindow:
         )
         # Calls are numbered from 0 and this window never shrinks: the call numbered
         # minimum - 1 is the one that brings it to the minimum, once per episode.
-        self._reach = self._rules.minimum_calls - 1
+        self.reach = self._rules.minimum_calls - 1
+        self.next_bucket_at = math.inf  # no buckets: a success never rolls anything
         # The numbers of the failed calls and of the slow calls in the window, ascending (they
         # are taken and appended under the breaker's lock).
         self._failed: deque[int] = deque()
         self._slow: deque[int] = deque()
-        self._numbers = itertools.count()
+        self.numbers = itertools.count()
 
     def success(self, now: float) -> int:  # noqa: ARG002 - shared API
         """Record a call that neither failed nor was slow; lock-free.
@@ -148,14 +157,14 @@ class CountWindow:
         Returns the call's number if the verdict could have changed (call ``evaluate`` with it,
         under the lock), else -1.
         """
-        number = next(self._numbers)
-        if number == self._reach and (self._failed or self._slow):
+        number = next(self.numbers)
+        if number == self.reach and (self._failed or self._slow):
             return number
         return -1
 
     def bad(self, *, failed: bool, slow: bool, now: float) -> Verdict | None:
         """Record a failed and/or slow call, and evaluate the rules."""
-        number = next(self._numbers)
+        number = next(self.numbers)
         if failed:
             self._failed.append(number)
         if slow:
@@ -171,7 +180,7 @@ class CountWindow:
 
     def rates(self, now: float) -> Rates:  # noqa: ARG002 - shared API
         """What the window holds."""
-        taken = _taken(self._numbers)
+        taken = _taken(self.numbers)
         oldest = taken - self._size  # the number of the oldest call in the window
         for numbers in (self._failed, self._slow):
             while numbers and numbers[0] < oldest:
@@ -183,7 +192,7 @@ class CountWindow:
         self._failed.clear()
         self._slow.clear()
         # Last: a success that takes a number from the new count sees the empty window.
-        self._numbers = itertools.count()
+        self.numbers = itertools.count()
 
 
 class _Bucket:
@@ -218,10 +227,10 @@ class TimeWindow:
         "_current",
         "_failures",
         "_newest",
-        "_next_bucket_at",
-        "_numbers",
+        "next_bucket_at",
+        "numbers",
         "_oldest_first",
-        "_reach",
+        "reach",
         "_ring",
         "_rules",
         "_slow_calls",
@@ -252,11 +261,11 @@ class TimeWindow:
         self._failures = 0
         self._slow_calls = 0
         self._oldest_first = 0
-        self._reach = -1  # the number of the call that brings the window to the minimum
+        self.reach = -1  # the number of the call that brings the window to the minimum
         self._current: float = -math.inf  # the newest bucket's index
-        self._next_bucket_at = -math.inf  # no later than the newest bucket's end (Unix time)
+        self.next_bucket_at = -math.inf  # no later than the newest bucket's end (Unix time)
         # Last: a success that takes a number from the new count sees the empty window.
-        self._numbers = itertools.count()
+        self.numbers = itertools.count()
 
     def success(self, now: float) -> int:
         """Record a call that neither failed nor was slow; lock-free.
@@ -264,17 +273,17 @@ class TimeWindow:
         Returns the call's number if the verdict could have changed or the buckets must roll
         (call ``evaluate`` with it, under the lock), else -1.
         """
-        number = next(self._numbers)
+        number = next(self.numbers)
         # One comparison with a precomputed time instead of a floor division: the hot path.
-        if now >= self._next_bucket_at or (
-            number == self._reach and (self._failures or self._slow_calls)
+        if now >= self.next_bucket_at or (
+            number == self.reach and (self._failures or self._slow_calls)
         ):
             return number
         return -1
 
     def bad(self, *, failed: bool, slow: bool, now: float) -> Verdict | None:
         """Record a failed and/or slow call, and evaluate the rules."""
-        number = next(self._numbers)
+        number = next(self.numbers)
         index = math.floor(now / self._width)
         if index > self._current:
             self._roll(index, number)
@@ -298,14 +307,14 @@ class TimeWindow:
         """What the window holds at ``now``."""
         index = math.floor(now / self._width)
         if index <= self._current:
-            calls = _taken(self._numbers) - self._oldest_first
+            calls = _taken(self.numbers) - self._oldest_first
             return Rates(calls, self._failures, self._slow_calls)
         # Time moved on since the last call: count what the window at ``now`` still holds.
         live = self._live(index)
         if not live:
             return Rates(0, 0, 0)
         return Rates(
-            _taken(self._numbers) - live[0].first,
+            _taken(self.numbers) - live[0].first,
             sum(bucket.failures for bucket in live),
             sum(bucket.slow_calls for bucket in live),
         )
@@ -326,7 +335,7 @@ class TimeWindow:
             # First numbers must not decrease from bucket to bucket, nor pass the numbers
             # taken (a larger number was taken before a reset): a success that raced past a
             # boundary is then counted in the neighbouring bucket, once.
-            first = min(max(number, self._newest.first), _taken(self._numbers))
+            first = min(max(number, self._newest.first), _taken(self.numbers))
         bucket = self._ring[index % _BUCKETS]
         bucket.index = index
         bucket.first = first
@@ -336,10 +345,10 @@ class TimeWindow:
         self._failures = sum(bucket.failures for bucket in live)
         self._slow_calls = sum(bucket.slow_calls for bucket in live)
         self._oldest_first = live[0].first
-        self._reach = self._oldest_first + self._rules.minimum_calls - 1
+        self.reach = self._oldest_first + self._rules.minimum_calls - 1
         # Last: a success that sees this bucket as the newest also sees the totals above, and
         # one that does not asks for an evaluation itself.
         self._current = index
         # A hair early (float rounding must never let a call of the next bucket pass unseen):
         # a success just before the boundary merely asks for an evaluation that rolls nothing.
-        self._next_bucket_at = (index + 1) * self._width * (1 - 1e-12)
+        self.next_bucket_at = (index + 1) * self._width * (1 - 1e-12)
