@@ -227,14 +227,14 @@ class TimeWindow:
         "_current",
         "_failures",
         "_newest",
-        "next_bucket_at",
-        "numbers",
         "_oldest_first",
-        "reach",
         "_ring",
         "_rules",
         "_slow_calls",
         "_width",
+        "next_bucket_at",
+        "numbers",
+        "reach",
     )
 
     def __init__(
