@@ -298,7 +298,7 @@ class CircuitBreaker:
     # --- sync and async shells -------------------------------------------------------------
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        mono, call_slow, refuse = self._mono, self._call_slow, self._refuse
+        mono, call_slow, refusal_info = self._mono, self._call_slow, self._refusal_info
         switch, environ, environ_key = _switch.STATE, _switch.ENVIRON, _switch.ENVIRON_KEY
         breaker = self
         if not self._plain:
@@ -323,7 +323,16 @@ class CircuitBreaker:
                     (switch.forced is None and environ_key not in environ) or not _switch.bypassed()
                 )
             ):
-                return refuse(view, args, kwargs)  # type: ignore[no-any-return]
+                # ``_refuse`` inlined: during an outage this is the whole cost of a call.
+                cached = breaker._refused
+                info = cached[1] if cached[0] is view else refusal_info(view)
+                fallback = breaker.on_circuit_open
+                if fallback is None:
+                    raise CircuitOpenError(info)
+                result = fallback(*args, circuit=info, **kwargs)
+                if hasattr(result, "__await__") or isinstance(result, types.GeneratorType):
+                    breaker._refuse_awaitable(result)
+                return result  # type: ignore[no-any-return]
             return call_slow(fn, args, kwargs)
 
         return wrapper
@@ -494,11 +503,15 @@ class CircuitBreaker:
         if fallback is None:
             raise CircuitOpenError(info)
         result = fallback(*args, circuit=info, **kwargs)
-        if (hasattr(result, "__await__") or isinstance(result, types.GeneratorType)) and (
-            inspect.isawaitable(result)  # (the cheap tests first: this is the refusal's cost)
-        ):
-            raise refuse_awaitable_fallback(result)
+        if hasattr(result, "__await__") or isinstance(result, types.GeneratorType):
+            self._refuse_awaitable(result)  # (the cheap tests first: this is the refusal's cost)
         return result
+
+    @staticmethod
+    def _refuse_awaitable(result: object) -> None:
+        """Raise for an awaitable a fallback returned to a sync caller (nobody would await it)."""
+        if inspect.isawaitable(result):
+            raise refuse_awaitable_fallback(result)
 
     def _fallback(self, info: CircuitInfo, args: Any, kwargs: Any, *, sync: bool) -> Any:
         result = self.on_circuit_open(*args, circuit=info, **kwargs)  # type: ignore[misc]
