@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim mutate install system-deps clean
+.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim sim-policies mutate install system-deps clean
 
 CORE_STAMP := $(VENV)/.installed-core
 MUTATE_STAMP := $(VENV)/.installed-mutate
@@ -68,6 +68,11 @@ bench-dynamodb: $(STAMP) system-deps
 
 sim: $(STAMP)
 	$(BIN)/python benchmarks/sim_fleet.py
+
+# Trip policies (consecutive, rate, rate + quorum) x outage scenarios (full, partial, slow, one
+# sick environment), fleetbreaker alone. At 10,000 environments each run takes minutes.
+sim-policies: $(STAMP)
+	$(BIN)/python benchmarks/sim_fleet.py --matrix --envs 1000 --rps 10
 
 # Mutation testing of the core against the server-free suites ([tool.mutmut] in pyproject.toml;
 # docs/mutation.md). Slow, so never part of `make test`. Every run starts afresh, so each

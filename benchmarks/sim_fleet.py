@@ -22,10 +22,29 @@ The model, and what it leaves out:
   read is served mid-flight, the write lands half a round trip after it is sent). Each store
   operation also moves the calling environment's own clock on by one round trip, so the
   breaker measures a real round trip (its re-read-before-write threshold depends on it) and
-  the environment is busy meanwhile. Not modelled: queueing or throttling at the store, tail
-  latency, eventual-consistency lag beyond one round trip, store errors, clock skew.
-* **Downstream.** A call takes ``--latency`` seconds; it fails (raises) when it starts inside
-  the outage window and succeeds otherwise.
+  the environment is busy meanwhile. A read an environment sends after an earlier operation
+  of the same event (a re-read after a lost write) is sent that much later, so it sees every
+  write made up to the event's time: a re-read after a lost compare-and-set sees the winner.
+  Not modelled: queueing or throttling at the store, tail latency, eventual-consistency lag
+  beyond one round trip, store errors, clock skew.
+* **Downstream.** A call takes ``--latency`` seconds and succeeds, except for a call that
+  starts inside the outage window, which the scenario (``--scenario``) decides: ``outage``
+  (the default) fails every call; ``partial`` fails a seeded ``--failure-share`` (30 %) of
+  them; ``slow`` makes every call take ``--slow-latency`` (5 s) and succeed; ``sick`` fails
+  every call of environment 0 and leaves the others healthy. A call's completion is an event
+  at its start plus its latency, and the environment's clock reads that time when the call is
+  settled, so the breaker times a slow call as slow on its own monotonic clock. A slow call
+  occupies its environment (one request at a time), so during ``slow`` an environment
+  completes one call per ``--slow-latency`` and its later requests wait: a rate rule sees at
+  most ``window / slow_latency`` calls in its window (2 in 10 s), below
+  ``minimum_number_of_calls``, so in this model no per-environment window rule can fire.
+* **Policies** (``--policy``, fleetbreaker only): ``consecutive`` (``--failure-threshold``
+  consecutive failures in one environment, the default ``Config`` rule); ``rate``
+  (``failure_threshold=None``, a failure rate of 25 % or 50 % of calls slower than 2 s over a
+  10 s time window of at least 20 calls); ``quorum`` (``rate`` and
+  ``fleet_minimum_reporters=3``: an environment whose rules fire holds itself open and reports;
+  the third reporter within the window trips the fleet). ``--matrix`` runs every scenario x
+  policy (or the cells given) for fleetbreaker alone and prints one table of them.
 * **Powertools model** (written from the source of aws-lambda-powertools 3.37.0,
   ``utilities/circuit_breaker``; Powertools is not imported): a per-environment cached record
   trusted until ``int(now) + local_cache_max_age``, refreshed by an eventually consistent read;
@@ -42,10 +61,19 @@ Measured per protocol: store reads and writes (per second and in total), conditi
 won and lost, unconditional writes, trips persisted, calls that reached the failing downstream
 after the first trip was persisted (leaked calls), time from the downstream's heal to the
 record's CLOSED and to the whole fleet admitting traffic again, and probes in flight
-fleet-wide. ``--check`` exits 1 when fleetbreaker loses a conditional write, has more than
-one probe in flight, or persists more than one trip in the outage.
+fleet-wide; and for a scenario or policy other than the default, the time from the outage's
+start to the first persisted trip, the calls that reached the affected downstream during the
+outage, calls refused (in healthy environments too) and by an environment's own hold, and each
+write by kind (quorum report, trip, probe claim, probe outcome), won or lost (``--trace-writes``
+lists them: who wrote what, when, decided on how old a record, and what a lost write lost to).
+``--check`` exits 1 when fleetbreaker loses a conditional write, has more than one probe in
+flight, or persists more than one trip in the outage; with the quorum policy, when it makes more
+than 20 writes or loses more than 10 in the outage (issue 8's goal at 10,000 environments x 10
+requests/s), or when one sick environment trips the fleet.
 
-Run: ``.venv/bin/python benchmarks/sim_fleet.py [--envs 10000] [--rps 10] [--check]``.
+Run: ``.venv/bin/python benchmarks/sim_fleet.py [--envs 10000] [--rps 10] [--check]``, or
+``--matrix [scenario:policy,...]`` (``make sim-policies``: the whole matrix at 1,000
+environments; at 10,000 x 10 requests/s each run takes 1.5 to 3 minutes).
 """
 
 from __future__ import annotations
@@ -59,7 +87,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Generic, Protocol, TypeVar
 
 from fleetbreaker import (
@@ -80,6 +108,32 @@ model's ``int(now)`` truncation falls on whole simulated seconds."""
 REJECT: Final = 0
 ADMIT: Final = 1
 PROBE: Final = 2
+HELD: Final = 3
+
+OUTAGE: Final = "outage"
+PARTIAL: Final = "partial"
+SLOW: Final = "slow"
+SICK: Final = "sick"
+SCENARIOS: Final = (OUTAGE, PARTIAL, SLOW, SICK)
+"""What goes wrong from ``--outage-start`` for ``--outage`` seconds: every call fails
+(``outage``); a seeded ``--failure-share`` of the calls fail (``partial``); every call takes
+``--slow-latency`` seconds and succeeds (``slow``); or every call of one environment fails and
+the others' succeed (``sick``)."""
+SICK_ENV: Final = 0
+
+CONSECUTIVE: Final = "consecutive"
+RATE: Final = "rate"
+QUORUM: Final = "quorum"
+POLICIES: Final = (CONSECUTIVE, RATE, QUORUM)
+"""How the circuit trips: ``--failure-threshold`` consecutive failures in one environment (the
+default ``Config`` rule); the rate rules below over each environment's own time window; or the
+rate rules with a fleet quorum of ``QUORUM_REPORTERS`` environments."""
+RATE_FAILURE_THRESHOLD: Final = 0.25
+RATE_SLOW_CALL_SECONDS: Final = 2.0
+RATE_SLOW_CALL_THRESHOLD: Final = 0.5
+RATE_MINIMUM_CALLS: Final = 20
+RATE_WINDOW_SECONDS: Final = 10.0
+QUORUM_REPORTERS: Final = 3
 
 T = TypeVar("T")
 
@@ -94,9 +148,10 @@ class DownstreamError(Exception):
 class EnvClock:
     """One environment's clock: the simulation time it has reached (``fleetbreaker.Clock``)."""
 
-    __slots__ = ("t",)
+    __slots__ = ("env", "t")
 
-    def __init__(self) -> None:
+    def __init__(self, env: int = -1) -> None:
+        self.env = env
         self.t = 0.0
 
     def wall(self) -> float:
@@ -137,13 +192,53 @@ class History(Generic[T]):
         self._recent.append((at, value))
         self.current = value
 
-    def as_of(self, at: float) -> tuple[T, bool]:
-        """The value at time ``at`` (never earlier than a previous ``as_of``), and whether it
-        is the current value."""
+    def as_of(self, at: float, *, oldest: float | None = None) -> tuple[T, bool]:
+        """The value at time ``at``, and whether it is the current value. ``oldest`` (default
+        ``at``) promises that no later call asks for a time before it."""
         recent = self._recent
-        while recent and recent[0][0] <= at:
+        floor = at if oldest is None else min(at, oldest)
+        while recent and recent[0][0] <= floor:
             self._base = recent.popleft()[1]
-        return self._base, not recent
+        value = self._base
+        for written, later in recent:
+            if written > at:
+                return value, False
+            value = later
+        return value, True
+
+
+REPORT: Final = "report"
+TRIP: Final = "trip"
+CLAIM: Final = "claim"
+SETTLE: Final = "settle"
+WRITE_KINDS: Final = (REPORT, TRIP, CLAIM, SETTLE)
+"""What a write does, judged from the record it was decided on and the record it writes: a
+quorum report (closed over closed), a trip (open over closed), a probe claim, or a probe's
+outcome (a success, a close, a reopen or a release)."""
+
+
+def write_kind(basis: CircuitState, new: CircuitState, *, claims_probe: bool) -> str:
+    """The kind of a write of a ``new``-state record decided on a ``basis``-state record."""
+    if new is CircuitState.CLOSED:
+        return REPORT if basis is CircuitState.CLOSED else SETTLE
+    if new is CircuitState.OPEN:
+        return TRIP if basis is CircuitState.CLOSED else SETTLE
+    return CLAIM if claims_probe else SETTLE
+
+
+@dataclass(frozen=True, slots=True)
+class WriteEvent:
+    """One conditional write as the store saw it (``--trace-writes``)."""
+
+    at: float
+    env: int
+    kind: str
+    won: bool
+    basis_age: float | None
+    """How long before the write the record it was decided on had been written (``None``: it
+    was decided on no record, the circuit's first write)."""
+    beaten_by: tuple[str, int, float] | None = None
+    """For a lost write: the kind, writer and time of the write that made the current record."""
 
 
 @dataclass
@@ -161,6 +256,7 @@ class Tally:
     uncond: int = 0
     transitions: list[tuple[float, CircuitState, CircuitState]] = field(default_factory=list)
     trips: list[float] = field(default_factory=list)  # when each trip write was made
+    log: list[WriteEvent] = field(default_factory=list)  # fleetbreaker's writes, in order
 
     def __post_init__(self) -> None:
         self.reads = [0] * self.seconds
@@ -193,13 +289,18 @@ class Tally:
         if old is not new:
             self.transitions.append((at, old, new))
 
+    def writes_between(self, start: float, end: float) -> list[WriteEvent]:
+        return [w for w in self.log if start <= w.at < end]
+
 
 class SimStore(Store):
     """A ``MemoryStore`` seen through one round trip of latency, counting every operation.
 
     ``load`` returns the record as it stood ``staleness`` seconds ago; ``compare_and_set``
     goes to the ``MemoryStore`` at once (it compares against the current record). Every
-    operation moves the calling environment's clock on by ``rtt``.
+    operation moves the calling environment's clock on by ``rtt``. Each write is logged with
+    its kind (``write_kind``), judged from the record it was decided on: every record written
+    is kept by epoch, so a lost write's basis is known too.
     """
 
     def __init__(self, sim: SimTime, tally: Tally, *, rtt: float, staleness: float) -> None:
@@ -209,12 +310,20 @@ class SimStore(Store):
         self._staleness = staleness
         self._inner = MemoryStore(wall_clock=lambda: WALL0 + sim.now)
         self._history: History[Record | None] = History(None)
+        # epoch -> (the record, when it was written, its kind, its writer)
+        self._written: dict[int, tuple[Record, float, str, int]] = {}
 
     def load(self, name: str, *, consistent: bool = False) -> Record | None:
         sim = self._sim
         self._tally.read(sim.now, consistent=consistent)
+        # A read sees the record as of one round trip before it was sent. An environment's
+        # first operation of an event is sent at the event's time; a later one (a re-read
+        # after a lost write) is sent round trips later on its own clock, and sees every write
+        # the simulation has made so far once that is a round trip past.
+        sent = sim.current.t
         sim.wait(self._rtt)
-        seen, current = self._history.as_of(sim.now - self._staleness)
+        at = min(sent - self._staleness, sim.now)
+        seen, current = self._history.as_of(at, oldest=sim.now - self._staleness)
         if current:
             return self._inner.load(name, consistent=consistent)
         return seen
@@ -225,9 +334,20 @@ class SimStore(Store):
         won = self._inner.compare_and_set(name, expected_epoch, record)
         claim = record.state is CircuitState.HALF_OPEN and record.probe_owner is not None
         self._tally.write(sim.now, won=won, claim=claim)
+        basis = None if expected_epoch is None else self._written.get(expected_epoch)
+        basis_state = CircuitState.CLOSED if basis is None else basis[0].state
+        kind = write_kind(basis_state, record.state, claims_probe=claim)
+        env = sim.current.env
+        beaten_by = None
+        if not won and (current := self._history.current) is not None:
+            _, at, by_kind, by_env = self._written[current.epoch]
+            beaten_by = (by_kind, by_env, at)
+        basis_age = None if basis is None else sim.now - basis[1]
+        self._tally.log.append(WriteEvent(sim.now, env, kind, won, basis_age, beaten_by))
         if won:
             old = self._history.current
             self._history.write(sim.now, record)
+            self._written[record.epoch] = (record, sim.now, kind, env)
             was = CircuitState.CLOSED if old is None else old.state
             self._tally.transition(sim.now, was, record.state)
             if was is CircuitState.CLOSED and record.state is CircuitState.OPEN:
@@ -256,10 +376,20 @@ class Params:
     cache_age: int
     seed: int
     half_open_refresh: float = 0.25
+    scenario: str = OUTAGE
+    policy: str = CONSECUTIVE
+    failure_share: float = 0.3
+    """``partial``: the share of calls that fail during the outage."""
+    slow_latency: float = 5.0
+    """``slow``: seconds a call takes during the outage."""
 
     @property
     def heal(self) -> float:
         return self.outage_start + self.outage
+
+    def affects(self, env: int) -> bool:
+        """Whether ``env``'s downstream is affected by the scenario's outage."""
+        return self.scenario != SICK or env == SICK_ENV
 
     @property
     def warmup(self) -> float:
@@ -267,11 +397,35 @@ class Params:
         return min(float(self.cache_age), self.outage_start / 2)
 
 
+def policy_config(p: Params) -> Config:
+    """The ``Config`` of policy ``p.policy`` (see ``POLICIES``)."""
+    common = {
+        "recovery_timeout": p.recovery_timeout,
+        "success_threshold": p.success_threshold,
+        "local_cache_max_age": p.cache_age,
+        "half_open_refresh": p.half_open_refresh,
+    }
+    if p.policy == CONSECUTIVE:
+        return Config(failure_threshold=p.failure_threshold, **common)  # type: ignore[arg-type]
+    return Config(
+        failure_threshold=None,
+        failure_rate_threshold=RATE_FAILURE_THRESHOLD,
+        slow_call_duration_threshold=RATE_SLOW_CALL_SECONDS,
+        slow_call_rate_threshold=RATE_SLOW_CALL_THRESHOLD,
+        minimum_number_of_calls=RATE_MINIMUM_CALLS,
+        sliding_window_type="time",
+        sliding_window_size=RATE_WINDOW_SECONDS,
+        fleet_minimum_reporters=QUORUM_REPORTERS if p.policy == QUORUM else 1,
+        **common,  # type: ignore[arg-type]
+    )
+
+
 class Subject(Protocol):
     """One protocol, as the harness drives it: admit a call in an environment, then settle it."""
 
     def enter(self, env: int) -> int:
-        """``REJECT``, ``ADMIT`` (a closed-path call) or ``PROBE``."""
+        """``REJECT``, ``HELD`` (refused by the environment's own hold while the record is
+        closed), ``ADMIT`` (a closed-path call) or ``PROBE``."""
 
     def exit(self, env: int, failed: bool) -> None:
         """Settle the call ``enter`` admitted in ``env``."""
@@ -282,13 +436,7 @@ class FleetbreakerSubject:
 
     def __init__(self, sim: SimTime, clocks: Sequence[EnvClock], tally: Tally, p: Params) -> None:
         store = SimStore(sim, tally, rtt=p.rtt, staleness=p.rtt)
-        config = Config(
-            failure_threshold=p.failure_threshold,
-            recovery_timeout=p.recovery_timeout,
-            success_threshold=p.success_threshold,
-            local_cache_max_age=p.cache_age,
-            half_open_refresh=p.half_open_refresh,
-        )
+        config = policy_config(p)
         self._breakers = [
             CircuitBreaker(CIRCUIT, store=store, config=config, clock=clock) for clock in clocks
         ]
@@ -301,7 +449,9 @@ class FleetbreakerSubject:
         try:
             guard.__enter__()
         except CircuitOpenError:
-            return REJECT
+            # Refused on a closed view: this environment's rules fired and it holds itself
+            # open while the fleet's quorum is not reached.
+            return HELD if breaker.state is CircuitState.CLOSED else REJECT
         self._guards[env] = guard
         # A call admitted while this environment's view is not closed holds the probe slot.
         return ADMIT if breaker.state is CircuitState.CLOSED else PROBE
@@ -509,6 +659,13 @@ class Result:
     refused_after_heal: int = 0
     last_refusal: float | None = None
     fleet_admits_at: float | None = None  # when the last environment admitted a call
+    bad_calls: int = 0  # calls that reached an affected downstream during the outage
+    bad_failed: int = 0  # of them, calls that failed (or were slow)
+    refused_in_outage: int = 0
+    refused_healthy: int = 0  # calls refused in environments the scenario leaves healthy
+    held: int = 0  # calls refused by an environment's own hold (quorum not reached)
+    held_envs: set[int] = field(default_factory=set)
+    first_hold: float | None = None
 
     @property
     def closed_at(self) -> float | None:
@@ -518,6 +675,41 @@ class Result:
                 return at
         return None
 
+    @property
+    def first_trip(self) -> float | None:
+        """When the first trip was persisted."""
+        return self.tally.trips[0] if self.tally.trips else None
+
+
+Downstream = Callable[[int, float], tuple[bool, bool, float]]
+"""``(env, now) -> (affected, fails, latency)`` for a call starting in ``env`` at ``now``."""
+
+
+def downstream_model(p: Params) -> Downstream:
+    """How the downstream answers a call under ``p.scenario``. The draws of ``partial`` come
+    from an RNG of their own, so every scenario sees the same request arrivals."""
+    outage_start, heal, latency = p.outage_start, p.heal, p.latency
+    healthy = (False, False, latency)
+    if p.scenario == PARTIAL:
+        draw, share = random.Random(f"{p.seed}:failures").random, p.failure_share
+        ok, fail = (True, False, latency), (True, True, latency)
+
+        def partial(_env: int, now: float) -> tuple[bool, bool, float]:
+            if outage_start <= now < heal:
+                return fail if draw() < share else ok
+            return healthy
+
+        return partial
+    if p.scenario == SLOW:
+        # The call returns after slow_latency on the environment's own clock (the harness
+        # settles it at that time), so the breaker times it as slow.
+        slow = (True, False, p.slow_latency)
+        return lambda _env, now: slow if outage_start <= now < heal else healthy
+    down = (True, True, latency)
+    if p.scenario == SICK:
+        return lambda env, now: down if env == SICK_ENV and outage_start <= now < heal else healthy
+    return lambda _env, now: down if outage_start <= now < heal else healthy
+
 
 def simulate(
     factory: Callable[[SimTime, Sequence[EnvClock], Tally, Params], Subject], label: str, p: Params
@@ -525,18 +717,13 @@ def simulate(
     """Run one protocol through the whole scenario."""
     started = time.perf_counter()
     sim = SimTime()
-    clocks = [EnvClock() for _ in range(p.envs)]
+    clocks = [EnvClock(env) for env in range(p.envs)]
     tally = Tally(math.ceil(p.duration) + 2)
     subject = factory(sim, clocks, tally, p)
     result = Result(label, p, tally, 0.0)
     rng = random.Random(p.seed)
-    outage_start, heal, latency, rps, duration = (
-        p.outage_start,
-        p.heal,
-        p.latency,
-        p.rps,
-        p.duration,
-    )
+    answer = downstream_model(p)
+    outage_start, heal, rps, duration = p.outage_start, p.heal, p.rps, p.duration
 
     busy = [False] * p.envs
     pending = [0] * p.envs
@@ -554,6 +741,21 @@ def simulate(
     first_trip: float | None = None
     closed_at: float | None = None
 
+    def refuse(env: int, now: float, kind: int) -> None:
+        result.refused += 1
+        if kind == HELD:
+            result.held += 1
+            result.held_envs.add(env)
+            if result.first_hold is None:
+                result.first_hold = now
+        if outage_start <= now < heal:
+            result.refused_in_outage += 1
+        if not p.affects(env):
+            result.refused_healthy += 1
+        if now >= heal:
+            result.refused_after_heal += 1
+            result.last_refusal = now
+
     def start(env: int, now: float) -> None:
         nonlocal seq, in_flight, first_trip, closed_at
         kind = subject.enter(env)
@@ -562,27 +764,27 @@ def simulate(
             first_trip = tally.trips[0]
         if closed_at is None and now >= heal:
             closed_at = result.closed_at
-        if kind == REJECT:
-            result.refused += 1
-            if now >= heal:
-                result.refused_after_heal += 1
-                result.last_refusal = now
+        if kind in {REJECT, HELD}:
+            refuse(env, now, kind)
             return
-        failing = outage_start <= now < heal
+        affected, fails, latency = answer(env, now)
         result.downstream_calls += 1
+        if affected:
+            result.bad_calls += 1
+            result.bad_failed += fails or latency > p.latency
         if kind == PROBE:
             result.probes += 1
-            result.outage_probes += failing
+            result.outage_probes += affected
             in_flight += 1
             result.max_probes_in_flight = max(result.max_probes_in_flight, in_flight)
         else:
-            if failing and first_trip is not None:
+            if affected and first_trip is not None:
                 result.leaked += 1
             if closed_at is not None and first_admit_after_close[env] is None:
                 first_admit_after_close[env] = now
         busy[env] = True
         kind_of[env] = kind
-        failing_of[env] = failing
+        failing_of[env] = fails
         heapq.heappush(heap, (sim.current.t + latency, seq, env * 2 + 1))
         seq += 1
 
@@ -633,6 +835,10 @@ Row = tuple[str, Callable[[Result], float | None], str]
 """Label, the figure, and its format ("d": a count, "f": a rate, "s": seconds)."""
 
 
+def _bind_writes(kind: str, *, won: bool) -> Callable[[Result], float | None]:
+    return lambda r: _writes(r, kind, won=won)
+
+
 def _steady_reads(r: Result) -> float | None:
     first, end = _steady_window(r.p)
     if end <= first:
@@ -665,6 +871,37 @@ ROWS: Final[list[Row]] = [
     ("heal -> every env admitted a call", lambda r: _since_heal(r.p, r.fleet_admits_at), "s"),
     ("calls refused after the heal", lambda r: r.refused_after_heal, "d"),
 ]
+
+
+def _trip_after(r: Result) -> float | None:
+    """Seconds from the outage's start to the first persisted trip."""
+    return None if r.first_trip is None else r.first_trip - r.p.outage_start
+
+
+def _writes(r: Result, kind: str, *, won: bool) -> int:
+    return sum(1 for w in r.tally.log if w.kind == kind and w.won is won)
+
+
+SCENARIO_ROWS: Final[list[Row]] = [
+    ("outage start -> first trip persisted", _trip_after, "s"),
+    ("calls that reached the affected downstream", lambda r: r.bad_calls, "d"),
+    ("  of them failed or slow", lambda r: r.bad_failed, "d"),
+    ("calls refused during the outage", lambda r: r.refused_in_outage, "d"),
+    ("calls refused in healthy environments", lambda r: r.refused_healthy, "d"),
+    ("calls refused by an env's own hold", lambda r: r.held, "d"),
+    (
+        "outage start -> first env's own hold",
+        lambda r: None if r.first_hold is None else r.first_hold - r.p.outage_start,
+        "s",
+    ),
+    ("environments that held themselves", lambda r: len(r.held_envs), "d"),
+    *(
+        (f"{kind} writes {'won' if won else 'lost'}", _bind_writes(kind, won=won), "d")
+        for kind in WRITE_KINDS
+        for won in (True, False)
+    ),
+]
+"""Rows added for a scenario or policy other than the default (fleetbreaker's writes only)."""
 
 
 def _fmt(value: float | None, kind: str) -> str:
@@ -709,13 +946,16 @@ def report(p: Params, results: list[Result]) -> None:
             f"  steady state: t={steady_first}..{steady_end} s; sizing rule envs / "
             f"local_cache_max_age = {p.envs / p.cache_age:,.1f} reads/s"
         )
+    default = p.scenario == OUTAGE and p.policy == CONSECUTIVE
+    if not default:
+        print(f"  scenario {describe_scenario(p)}; fleetbreaker policy {describe_policy(p)}")
     print()
     labels = [r.label for r in results]
     header = f"{'':44}" + "".join(f"{label:>18}" for label in labels)
     if len(results) == 2:
         header += f"{'ratio':>12}"
     print(header)
-    for label, figure, kind in ROWS:
+    for label, figure, kind in ROWS if default else [*ROWS, *SCENARIO_ROWS]:
         values = [figure(r) for r in results]
         line = f"{label:44}" + "".join(f"{_fmt(v, kind):>18}" for v in values)
         if len(results) == 2:
@@ -729,6 +969,9 @@ def report(p: Params, results: list[Result]) -> None:
         f"about ln(envs)/rps = {math.log(p.envs) / p.rps:.1f} s); 'last refused call' has no "
         f"such wait."
     )
+    if len(results) == 1 and results[0].label == "fleetbreaker":
+        print("Not modelled: store throttling and errors, queueing at the store, scale-out.")
+        return
     print("ratio = powertools model / fleetbreaker. Powertools model: written from the source of")
     print("aws-lambda-powertools 3.37.0 (failures counted per environment; every environment that")
     print(
@@ -738,17 +981,194 @@ def report(p: Params, results: list[Result]) -> None:
     print("seconds). Not modelled: store throttling and errors, queueing at the store, scale-out.")
 
 
+def describe_scenario(p: Params) -> str:
+    return {
+        OUTAGE: "outage (every call fails)",
+        PARTIAL: f"partial ({p.failure_share:.0%} of the calls fail, seeded)",
+        SLOW: f"slow (every call takes {p.slow_latency:g} s and succeeds)",
+        SICK: f"sick (every call of environment {SICK_ENV} fails; the others are healthy)",
+    }[p.scenario]
+
+
+def describe_policy(p: Params) -> str:
+    rate = (
+        f"failure_rate_threshold={RATE_FAILURE_THRESHOLD:g} "
+        f"slow_call_duration_threshold={RATE_SLOW_CALL_SECONDS:g} "
+        f"slow_call_rate_threshold={RATE_SLOW_CALL_THRESHOLD:g} "
+        f"minimum_number_of_calls={RATE_MINIMUM_CALLS} time window {RATE_WINDOW_SECONDS:g} s"
+    )
+    return {
+        CONSECUTIVE: f"consecutive (failure_threshold={p.failure_threshold})",
+        RATE: f"rate (failure_threshold=None {rate})",
+        QUORUM: f"quorum (rate + fleet_minimum_reporters={QUORUM_REPORTERS})",
+    }[p.policy]
+
+
+MAX_QUORUM_WRITES: Final = 20
+MAX_QUORUM_LOST: Final = 10
+"""Issue 8's goal for the quorum policy at 10,000 environments x 10 requests/s, per outage."""
+
+
 def checks(result: Result) -> list[tuple[bool, str]]:
-    """The fleet-scale guarantees ``--check`` enforces for fleetbreaker."""
-    tally = result.tally
-    return [
-        (tally.cond_lost == 0, f"no lost conditional writes (got {tally.cond_lost})"),
+    """The fleet-scale guarantees ``--check`` enforces for fleetbreaker. A run holds one outage,
+    so its figures are per outage, recovery included."""
+    tally, p = result.tally, result.p
+    found: list[tuple[bool, str]] = []
+    if p.policy == QUORUM:
+        writes = tally.cond_won + tally.cond_lost
+        found += [
+            (
+                writes <= MAX_QUORUM_WRITES,
+                f"at most {MAX_QUORUM_WRITES} store writes per outage (got {writes})",
+            ),
+            (
+                tally.cond_lost <= MAX_QUORUM_LOST,
+                f"at most {MAX_QUORUM_LOST} lost writes per outage (got {tally.cond_lost})",
+            ),
+        ]
+    else:
+        found.append((tally.cond_lost == 0, f"no lost conditional writes (got {tally.cond_lost})"))
+    found += [
         (
             result.max_probes_in_flight <= 1,
             f"at most one probe in flight (got {result.max_probes_in_flight})",
         ),
         (len(tally.trips) <= 1, f"at most one trip persisted per outage (got {len(tally.trips)})"),
     ]
+    if p.scenario == SICK and p.policy == QUORUM:
+        found.append(
+            (
+                not tally.trips,
+                f"one sick environment does not trip the fleet (got {len(tally.trips)} trips)",
+            )
+        )
+    return found
+
+
+def _print_checks(label: str, results: Sequence[Result]) -> bool:
+    ok = True
+    for result in results:
+        name = label or f"{result.p.scenario} x {result.p.policy}"
+        for passed, text in checks(result):
+            ok &= passed
+            print(f"{'PASS' if passed else 'FAIL'}  {name}: {text}")
+    return ok
+
+
+# --- the matrix ----------------------------------------------------------------------------
+
+Column = tuple[str, Callable[[Result], str], int]
+"""Heading, the cell's text, and its width."""
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _won_lost(kind: str) -> Callable[[Result], str]:
+    return lambda r: f"{_writes(r, kind, won=True)}/{_writes(r, kind, won=False)}"
+
+
+def _in_outage(r: Result) -> list[WriteEvent]:
+    return r.tally.writes_between(r.p.outage_start, r.p.heal)
+
+
+OUTCOME_COLUMNS: Final[list[Column]] = [
+    ("start->trip", lambda r: _fmt(_trip_after(r), "s"), 12),
+    ("tripped", lambda r: "yes" if r.tally.trips else "no", 8),
+    ("trips", lambda r: _count(len(r.tally.trips)), 6),
+    ("bad calls", lambda r: _count(r.bad_calls), 11),
+    ("failed/slow", lambda r: _count(r.bad_failed), 12),
+    ("after trip", lambda r: _count(r.leaked), 11),
+    ("refused", lambda r: _count(r.refused_in_outage), 10),
+    ("healthy refused", lambda r: _count(r.refused_healthy), 16),
+    ("held envs", lambda r: _count(len(r.held_envs)), 10),
+    ("max probes", lambda r: _count(r.max_probes_in_flight), 11),
+]
+WRITE_COLUMNS: Final[list[Column]] = [
+    ("writes", lambda r: _count(len(r.tally.log)), 8),
+    ("lost", lambda r: _count(r.tally.cond_lost), 6),
+    ("outage writes", lambda r: _count(len(_in_outage(r))), 15),
+    ("outage lost", lambda r: _count(sum(not w.won for w in _in_outage(r))), 13),
+    *((f"{kind} w/l", _won_lost(kind), 12) for kind in WRITE_KINDS),
+    ("sim time", lambda r: f"{r.elapsed:.1f} s", 10),
+]
+
+
+def _table(results: Sequence[Result], columns: Sequence[Column]) -> None:
+    print(f"{'scenario':9}{'policy':13}" + "".join(f"{h:>{w}}" for h, _, w in columns))
+    for r in results:
+        cells = "".join(f"{cell(r):>{w}}" for _, cell, w in columns)
+        print(f"{r.p.scenario:9}{r.p.policy:13}{cells}")
+
+
+def matrix_report(p: Params, results: Sequence[Result]) -> None:
+    print(
+        "fleetbreaker trip policies x outage scenarios (simulated time; see the module docstring)"
+    )
+    print(
+        f"  {p.envs:,} environments x {p.rps:g} requests/s, {p.duration:g} s run, outage from "
+        f"t={p.outage_start:g} s to t={p.heal:g} s; store round trip {p.rtt * 1000:g} ms, "
+        f"downstream call {p.latency * 1000:g} ms; seed {p.seed}"
+    )
+    print(
+        f"  recovery_timeout={p.recovery_timeout} success_threshold={p.success_threshold} "
+        f"local_cache_max_age={p.cache_age} half_open_refresh={p.half_open_refresh:g}"
+    )
+    for scenario in dict.fromkeys(r.p.scenario for r in results):
+        print(f"  scenario {describe_scenario(replace(p, scenario=scenario))}")
+    for policy in dict.fromkeys(r.p.policy for r in results):
+        print(f"  policy {describe_policy(replace(p, policy=policy))}")
+    print()
+    print("What reached the downstream, during the outage:")
+    _table(results, OUTCOME_COLUMNS)
+    print()
+    print("Store writes (conditional), whole run = one outage and its recovery; won/lost by kind:")
+    _table(results, WRITE_COLUMNS)
+    print()
+    print(
+        "start->trip: outage start to the first persisted trip. bad calls: calls that reached an "
+        "affected\ndownstream during the outage (sick: the sick environment's), failed/slow: of "
+        "them those that\nfailed or were slow, after trip: closed-path bad calls after the first "
+        "trip. refused: calls refused\nduring the outage; healthy refused: in environments the "
+        "scenario leaves healthy (sick); held envs:\nenvironments that refused calls on their "
+        "own hold (their rules fired, no quorum yet). Writes by\nkind: report (quorum report), "
+        "trip, claim (probe claim), settle (a probe's outcome)."
+    )
+
+
+def parse_cells(text: str) -> list[tuple[str, str]]:
+    """``all`` or ``scenario:policy,...`` -> the (scenario, policy) cells, in matrix order."""
+    if text == "all":
+        return [(scenario, policy) for scenario in SCENARIOS for policy in POLICIES]
+    cells = []
+    for item in text.split(","):
+        scenario, _, policy = item.strip().partition(":")
+        if scenario not in SCENARIOS or policy not in POLICIES:
+            raise argparse.ArgumentTypeError(
+                f"a cell is scenario:policy with a scenario in {', '.join(SCENARIOS)} and a "
+                f"policy in {', '.join(POLICIES)}, got {item!r}"
+            )
+        cells.append((scenario, policy))
+    return cells
+
+
+def trace_writes(result: Result, limit: int = 80) -> None:
+    """Print the run's writes, in order: who wrote what, when, and what a lost write lost to."""
+    p, log = result.p, result.tally.log
+    print(f"writes of {p.scenario} x {p.policy} (t relative to the outage start):")
+    for w in log[:limit]:
+        basis = "none" if w.basis_age is None else f"written {w.basis_age * 1000:.1f} ms before"
+        line = (
+            f"  t{w.at - p.outage_start:+9.4f} s  env {w.env:>6}  {w.kind:6} "
+            f"{'won ' if w.won else 'LOST'}  basis {basis}"
+        )
+        if w.beaten_by is not None:
+            kind, env, at = w.beaten_by
+            line += f"; lost to {kind} by env {env} {(w.at - at) * 1000:.1f} ms before"
+        print(line)
+    if len(log) > limit:
+        print(f"  ... {len(log) - limit} more")
 
 
 FACTORIES: Final[dict[str, Callable[[SimTime, Sequence[EnvClock], Tally, Params], Subject]]] = {
@@ -791,6 +1211,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--protocol", choices=["both", "fleetbreaker", "powertools"], default="both"
     )
     parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default=OUTAGE,
+        help="what goes wrong during the outage (default outage: every call fails)",
+    )
+    parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default=CONSECUTIVE,
+        help="fleetbreaker's trip policy (default consecutive; the Powertools model runs only "
+        "with it)",
+    )
+    parser.add_argument(
+        "--failure-share",
+        type=_positive(float),
+        default=0.3,
+        help="partial: share of calls that fail, default 0.3",
+    )
+    parser.add_argument(
+        "--slow-latency", type=_positive(float), default=5.0, help="slow: s per call, default 5"
+    )
+    parser.add_argument(
+        "--matrix",
+        nargs="?",
+        const="all",
+        type=parse_cells,
+        metavar="CELLS",
+        help="run fleetbreaker for every scenario x policy (or the cells given, as "
+        "scenario:policy,...) and print one table",
+    )
+    parser.add_argument(
+        "--trace-writes", action="store_true", help="print every store write of each run"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a smoke run: 50 envs, 20 s, outage at 4..9 s, recovery_timeout 5",
@@ -798,8 +1252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 if fleetbreaker loses a conditional write, runs two probes at once or "
-        "persists more than one trip",
+        help="exit 1 if fleetbreaker loses a conditional write (quorum: more than "
+        f"{MAX_QUORUM_LOST}, or more than {MAX_QUORUM_WRITES} writes), runs two probes at once, "
+        "persists more than one trip, or (quorum) lets one sick environment trip the fleet",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -809,6 +1264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("the outage must end before the run does (outage-start + outage < duration)")
     if args.check and args.protocol == "powertools":
         parser.error("--check checks fleetbreaker: use --protocol both or fleetbreaker")
+    if args.protocol == "powertools" and (args.matrix or args.policy != CONSECUTIVE):
+        parser.error("the Powertools model has the consecutive policy alone, and no matrix")
+    if args.failure_share > 1:
+        parser.error(f"--failure-share is a share in (0, 1], got {args.failure_share:g}")
     p = Params(
         envs=args.envs,
         rps=args.rps,
@@ -823,22 +1282,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache_age=args.cache_age,
         seed=args.seed,
         half_open_refresh=args.half_open_refresh,
+        scenario=args.scenario,
+        policy=args.policy,
+        failure_share=args.failure_share,
+        slow_latency=args.slow_latency,
     )
-    wanted = {
-        "both": list(FACTORIES),
-        "fleetbreaker": ["fleetbreaker"],
-        "powertools": ["powertools model"],
-    }[args.protocol]
-    results = [simulate(FACTORIES[label], label, p) for label in wanted]
-    report(p, results)
+    if args.matrix:
+        results = []
+        for scenario, policy in args.matrix:
+            cell = replace(p, scenario=scenario, policy=policy)
+            results.append(simulate(FleetbreakerSubject, "fleetbreaker", cell))
+            print(
+                f"simulated {scenario} x {policy} in {results[-1].elapsed:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        matrix_report(p, results)
+        label = ""
+    else:
+        wanted = {
+            "both": list(FACTORIES) if p.policy == CONSECUTIVE else ["fleetbreaker"],
+            "fleetbreaker": ["fleetbreaker"],
+            "powertools": ["powertools model"],
+        }[args.protocol]
+        results = [simulate(FACTORIES[label], label, p) for label in wanted]
+        report(p, results)
+        label = "fleetbreaker"
+    if args.trace_writes:
+        for result in results:
+            if result.label == "fleetbreaker":
+                print()
+                trace_writes(result)
     if not args.check:
         return 0
     print()
-    ok = True
-    for passed, text in checks(results[0]):
-        ok &= passed
-        print(f"{'PASS' if passed else 'FAIL'}  fleetbreaker: {text}")
-    return 0 if ok else 1
+    return 0 if _print_checks(label, results[:1] if label else results) else 1
 
 
 if __name__ == "__main__":

@@ -61,3 +61,55 @@ def test_quick_run_prints_a_row_per_figure_for_both_protocols(
 def test_quick_run_passes_its_fleet_checks(quick_run: subprocess.CompletedProcess[str]) -> None:
     """fleetbreaker loses no conditional write, runs one probe at a time and trips once."""
     assert quick_run.returncode == 0, quick_run.stdout + quick_run.stderr
+
+
+SCENARIOS = ["outage", "partial", "slow", "sick"]
+POLICIES = ["consecutive", "rate", "quorum"]
+
+
+@pytest.fixture(scope="module")
+def quick_matrix() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--matrix", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_quick_matrix_prints_each_cell_in_both_tables(
+    quick_matrix: subprocess.CompletedProcess[str],
+) -> None:
+    """A quick matrix run prints every scenario x policy once per table, and its checks."""
+    assert quick_matrix.returncode in {0, 1}, quick_matrix.stderr
+    out = quick_matrix.stdout
+    for scenario in SCENARIOS:
+        for policy in POLICIES:
+            rows = re.findall(rf"^{scenario}\s+{policy}\s+\S", out, re.MULTILINE)
+            assert len(rows) == 2, (scenario, policy, out)
+            assert re.search(rf"^(PASS|FAIL)  {scenario} x {policy}: ", out, re.MULTILINE), out
+    sick = r"^PASS  sick x quorum: one sick environment does not trip"
+    assert re.search(sick, out, re.MULTILINE), out
+
+
+def test_quick_matrix_passes_its_checks(quick_matrix: subprocess.CompletedProcess[str]) -> None:
+    """Every policy keeps its fleet guarantees, and a quorum ignores one sick environment."""
+    assert quick_matrix.returncode == 0, quick_matrix.stdout + quick_matrix.stderr
+    sick_quorum = re.search(r"^sick\s+quorum\s+never\s+no\s", quick_matrix.stdout, re.MULTILINE)
+    assert sick_quorum, quick_matrix.stdout
+
+
+def test_matrix_refuses_an_unknown_cell() -> None:
+    """A matrix cell names a known scenario and policy, or the run stops with a usage error."""
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--matrix", "outage:fastest"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert "a cell is scenario:policy" in run.stderr
