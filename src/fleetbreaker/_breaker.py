@@ -24,7 +24,6 @@ import concurrent.futures
 import functools
 import inspect
 import logging
-import math
 import os
 import random
 import secrets
@@ -70,6 +69,7 @@ from fleetbreaker._limits import sane_wall
 from fleetbreaker._own_claims import OwnClaims
 from fleetbreaker._protocol import ABSENT, Cause, CircuitState, Record, Route
 from fleetbreaker._rules import Rules
+from fleetbreaker._shells import Fired, value_recorder, wrap_async, wrap_sync
 from fleetbreaker._steps import CompareAndSet, Load, Steps, Wait, adrive, drive, resolve
 from fleetbreaker._store_health import StoreHealth
 from fleetbreaker.config import Config
@@ -84,10 +84,6 @@ logger = logging.getLogger("fleetbreaker")
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-Fired = tuple[Cause, int, object]
-"""A rule fired: the cause, the failure count and the failure (for ``retry_after``) to trip
-with."""
 
 FAILING_REFRESH: Final = 0.5
 """A process whose closed-path calls fail re-reads a view older than this, so it stops calling a
@@ -198,7 +194,7 @@ class CircuitBreaker:
         self._hold_until = float("-inf")  # this process refuses calls on its own until then
         # The closed episode in which this process last put a report in the record, and when.
         self._reported: tuple[int, float] = (-1, float("-inf"))
-        self._closed_value = self._value_recorder()
+        self._closed_value = value_recorder(self)
         self._refused: tuple[View | None, CircuitInfo] = (
             None,
             CircuitInfo(self.name, CircuitState.OPEN, 0, None),
@@ -267,7 +263,7 @@ class CircuitBreaker:
             raise ConfigError(f"the breaker decorates callables, got {fn!r}")
         is_async = flavor(target) is Flavor.ASYNC
         check_fallback(self.on_circuit_open, is_async=is_async)
-        wrapper = self._wrap_async(target) if is_async else self._wrap_sync(target)
+        wrapper = wrap_async(self, target) if is_async else wrap_sync(self, target)
         wrapper.breaker = self  # type: ignore[union-attr]
         return rewrap(wrapper)
 
@@ -296,130 +292,6 @@ class CircuitBreaker:
         return Guard(self)
 
     # --- sync and async shells -------------------------------------------------------------
-
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        mono, call_slow, refusal_info = self._mono, self._call_slow, self._refusal_info
-        switch, environ, environ_key = _switch.STATE, _switch.ENVIRON, _switch.ENVIRON_KEY
-        breaker = self
-        if not self._plain:
-            return self._wrap_sync_recorded(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            view = breaker._view
-            now = mono()
-            if now < view.hot_until:
-                # Inlined hot path: this is the whole cost of a healthy call. (A view with a
-                # failure counted is not hot: the success that resets it takes the slow path.)
-                try:
-                    return fn(*args, **kwargs)
-                except Exception as exc:
-                    breaker._closed_failed(view, exc)
-                    raise
-            if (
-                now < view.refuse_until
-                and now < view.fresh_until
-                and (
-                    (switch.forced is None and environ_key not in environ) or not _switch.bypassed()
-                )
-            ):
-                # ``_refuse`` inlined: during an outage this is the whole cost of a call.
-                cached = breaker._refused
-                info = cached[1] if cached[0] is view else refusal_info(view)
-                fallback = breaker.on_circuit_open
-                if fallback is None:
-                    raise CircuitOpenError(info)
-                result = fallback(*args, circuit=info, **kwargs)
-                if hasattr(result, "__await__") or isinstance(result, types.GeneratorType):
-                    breaker._refuse_awaitable(result)
-                return result  # type: ignore[no-any-return]
-            return call_slow(fn, args, kwargs)
-
-        return wrapper
-
-    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        mono, acall_slow = self._mono, self._acall_slow
-        breaker = self
-        if not self._plain:
-            return self._wrap_async_recorded(fn)
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            view = breaker._view
-            if mono() < view.hot_until:
-                try:
-                    return await fn(*args, **kwargs)
-                except Exception as exc:
-                    await breaker._aclosed_failed(view, exc)
-                    raise
-            return await acall_slow(fn, args, kwargs)
-
-        return wrapper
-
-    def _wrap_sync_recorded(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """The hot path when every call is timed and recorded (a rate rule or record_result)."""
-        mono, call_slow, record = self._mono, self._call_slow, self._closed_value
-        breaker = self
-        window = None if self._judge is not None else self._window
-        if window is not None:
-            wall_offset = self._wall_offset
-            slow_after = math.inf if self._slow_after is None else self._slow_after
-            evaluate = self._evaluate
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            view = breaker._view
-            start = mono()
-            if start < view.closed_until:
-                try:
-                    result = fn(*args, **kwargs)
-                except Exception as exc:
-                    breaker._closed_failed(view, exc, start)
-                    raise
-                if window is None:
-                    fired = record(view, result, start)
-                else:
-                    # ``record`` inlined for the common case, a fast success, with the
-                    # window's success() read inline (see _windows): this is the whole cost
-                    # of a healthy recorded call.
-                    now = mono()
-                    if now - start >= slow_after:
-                        fired = record(view, result, start)
-                    else:
-                        number = next(window.numbers)
-                        now += wall_offset
-                        if now < window.next_bucket_at and number != window.reach:
-                            if view.counting:  # (this process's view: a failure installs it)
-                                breaker._closed_succeeded(view)
-                            return result
-                        cause = evaluate(view, number)
-                        fired = None if cause is None else (*cause, None)
-                if fired is not None:
-                    breaker._trip_sync(view, fired)
-                return result
-            return call_slow(fn, args, kwargs)
-
-        return wrapper
-
-    def _wrap_async_recorded(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        mono, acall_slow = self._mono, self._acall_slow
-        breaker = self
-
-        @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            view = breaker._view
-            start = mono()
-            if start < view.closed_until:
-                try:
-                    result = await fn(*args, **kwargs)
-                except Exception as exc:
-                    await breaker._aclosed_failed(view, exc, start)
-                    raise
-                await breaker._aclosed_returned(view, result, start)
-                return result
-            return await acall_slow(fn, args, kwargs)
-
-        return wrapper
 
     def _call_closed(
         self, view: View, fn: Callable[..., R], args: Any, kwargs: Any, start: float
@@ -643,43 +515,6 @@ class CircuitBreaker:
         if _switch.bypassed() or not self.config.counts(exc):
             return None  # an ignored exception counts in neither numerator nor denominator
         return self._count_bad(view, failed=True, slow=self._is_slow(start))
-
-    def _value_recorder(self) -> Callable[[View, object, float], Fired | None]:
-        """``record(view, value, start)`` for a closed-path call that returned ``value``:
-        when a rule fired, the cause, the failure count and the failure (the value, when it
-        counts as one) to trip with. Never raises: it runs after the user's call returned.
-
-        A closure over this breaker's settings: it runs on every recorded call, and reads
-        them as locals.
-        """
-        mono, wall_offset = self._mono, self._wall_offset
-        slow_after, judge = self._slow_after, self._judge
-        success = None if self._window is None else self._window.success
-        count_bad, evaluate, failing_value = self._count_bad, self._evaluate, self._failing_value
-        breaker = self
-
-        def record(view: View, value: object, start: float) -> Fired | None:
-            try:
-                now = mono()
-                slow = slow_after is not None and now - start >= slow_after
-                failed = judge is not None and failing_value(value)
-                if failed or slow:
-                    if _switch.bypassed():
-                        return None
-                    fired = count_bad(view, failed=failed, slow=slow)
-                    return None if fired is None else (*fired, value if failed else None)
-                if success is not None:
-                    number = success(now + wall_offset)
-                    if number >= 0:
-                        fired = evaluate(view, number)
-                        return None if fired is None else (*fired, None)
-                if breaker._failures:
-                    breaker._closed_succeeded(view)
-            except Exception:
-                logger.exception("circuit %r: recording a call failed", breaker.name)
-            return None
-
-        return record
 
     def _failing_value(self, value: object) -> bool:
         """Whether ``record_result`` makes ``value`` a failure."""
