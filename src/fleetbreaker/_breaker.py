@@ -325,7 +325,7 @@ class CircuitBreaker:
         view = self._view
         now = self._mono()
         if now < view.refuse_until and now < view.fresh_until and not _switch.bypassed():
-            return self._refuse(view, args, kwargs)  # type: ignore[no-any-return]
+            return self._short_circuit(view, args, kwargs, sync=True)  # type: ignore[no-any-return]
         if _switch.bypassed():
             return fn(*args, **kwargs)
         ticket = self._admit_sync()
@@ -361,21 +361,14 @@ class CircuitBreaker:
         return value
 
     def _short_circuit(self, view: View, args: Any, kwargs: Any, *, sync: bool = False) -> Any:
+        """Refuse a call on ``view``: ``CircuitOpenError``, or the fallback's answer (the
+        caller awaits an async fallback's; a sync caller is refused an awaitable one)."""
         info = self._refusal_info(view)
-        if self.on_circuit_open is None:
-            raise CircuitOpenError(info)
-        return self._fallback(info, args, kwargs, sync=sync)
-
-    def _refuse(self, view: View, args: Any, kwargs: Any) -> Any:
-        """Refuse a sync call on a view that certainly refuses: no routing, no ticket, and the
-        snapshot built once per view (an outage refuses thousands of calls on each)."""
-        cached = self._refused
-        info = cached[1] if cached[0] is view else self._refusal_info(view)
         fallback = self.on_circuit_open
         if fallback is None:
             raise CircuitOpenError(info)
         result = fallback(*args, circuit=info, **kwargs)
-        if hasattr(result, "__await__") or isinstance(result, types.GeneratorType):
+        if sync and (hasattr(result, "__await__") or isinstance(result, types.GeneratorType)):
             self._refuse_awaitable(result)  # (the cheap tests first: this is the refusal's cost)
         return result
 
@@ -384,12 +377,6 @@ class CircuitBreaker:
         """Raise for an awaitable a fallback returned to a sync caller (nobody would await it)."""
         if inspect.isawaitable(result):
             raise refuse_awaitable_fallback(result)
-
-    def _fallback(self, info: CircuitInfo, args: Any, kwargs: Any, *, sync: bool) -> Any:
-        result = self.on_circuit_open(*args, circuit=info, **kwargs)  # type: ignore[misc]
-        if sync and _maybe_awaitable(result):
-            raise refuse_awaitable_fallback(result)
-        return result
 
     def _refusal_info(self, view: View) -> CircuitInfo:
         """The snapshot a refusal on ``view`` hands out: built once per view (a view is
@@ -978,13 +965,6 @@ _DECIDE: Final = {
     SUCCESS: protocol.probe_succeeded,
     RELEASE: protocol.probe_released,
 }
-
-
-def _maybe_awaitable(value: object) -> bool:
-    # A cheap attribute test first: inspect.isawaitable costs as much as a fallback call.
-    return (hasattr(value, "__await__") or isinstance(value, types.GeneratorType)) and (
-        inspect.isawaitable(value)
-    )
 
 
 def circuit_breaker(
