@@ -1121,8 +1121,10 @@ def test_quorum_trip_is_reported_as_quorum() -> None:
     config = Config(failure_threshold=2, recovery_timeout=10, fleet_minimum_reporters=2)
     a = make(config, clock, store, on_transition=hook)
     run_calls(a, clock, "ff")  # a's rule fires: a holds itself open and reports
-    info = a.info()
-    assert (info.state, info.reporters) == (CLOSED, 1)
+    info = a.info()  # its own view is open, held; the fleet's record is closed
+    assert (info.state, info.reporters, info.rule) == (OPEN, 1, "consecutive")
+    assert info.held_open_until == info.retry_at == clock.wall() + 10
+    assert store.load(a.name).state is CLOSED  # type: ignore[union-attr]
     assert refused(a)
     b = make(config, clock, store, on_transition=hook)
     run_calls(b, clock, "ff")  # the second report completes the quorum

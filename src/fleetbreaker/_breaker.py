@@ -192,6 +192,7 @@ class CircuitBreaker:
         self._window = self._rules.window
         self._wall_offset = self._clock_wall() - self._mono()  # Unix time ~ monotonic + offset
         self._hold_until = float("-inf")  # this process refuses calls on its own until then
+        self._held: Record | None = None  # the open circuit that hold shows in info()
         # The closed episode in which this process last put a report in the record, and when.
         self._reported: tuple[int, float] = (-1, float("-inf"))
         self._closed_value = value_recorder(self)
@@ -223,15 +224,18 @@ class CircuitBreaker:
         self._background = set()
 
     def __repr__(self) -> str:
-        state = self._view.record.state.value
-        return f"CircuitBreaker({self.name!r}, state={state}, store={self.store!r})"
+        return f"CircuitBreaker({self.name!r}, state={self.state.value}, store={self.store!r})"
 
     # --- public API ------------------------------------------------------------------------
 
     @property
     def state(self) -> CircuitState:
-        """The state in this process's cached view (no store access)."""
-        return self._view.record.state
+        """The state in this process's cached view (no store access): OPEN while this process
+        holds itself open (its rules fired, the fleet's quorum has not opened the circuit)."""
+        view = self._view
+        if view.held_until > view.read_at and self._mono() < view.held_until:
+            return CircuitState.OPEN
+        return view.record.state
 
     def info(self) -> CircuitInfo:
         """Read the circuit from the store (falling back to the local view on store trouble)."""
@@ -671,7 +675,7 @@ class CircuitBreaker:
         if new.state is CircuitState.OPEN:
             self._install(new, started, local=True)
         else:
-            self._hold(started, period)
+            self._hold(started, period, cause, failures)
             window = self.config.effective_report_window
             reported_in, reported_at = self._reported
             if reported_in == episode and started - reported_at < window:
@@ -697,7 +701,8 @@ class CircuitBreaker:
                 if new is None:
                     return
                 if new.state is CircuitState.CLOSED and self._hold_until < started:
-                    self._hold(started, period)  # reports expired meanwhile: no quorum after all
+                    # Reports expired meanwhile: no quorum after all.
+                    self._hold(started, period, cause, failures)
             won = yield from self._write(view, new)
             if won is not False:
                 break
@@ -708,10 +713,15 @@ class CircuitBreaker:
         if won and new.state is CircuitState.CLOSED:
             self._reported = (episode, started)
 
-    def _hold(self, started: float, period: float) -> None:
+    def _hold(self, started: float, period: float, cause: Cause, failures: int) -> None:
         """Refuse this process's calls for ``period`` seconds, the fleet's record unchanged."""
+        now = self._now()
         with self._lock:
             self._hold_until = started + period
+            # What info() shows of the hold: this process's own view of the circuit is open.
+            self._held = protocol.trip(
+                ABSENT, now=now, failures=failures, config=self.config, period=period, cause=cause
+            )
             current = self._view
             self._rules.reset(current.record.episode_id)  # after the hold, a fresh window
             self._failures = 0
@@ -935,6 +945,22 @@ class CircuitBreaker:
     def _info(self, view: View) -> CircuitInfo:
         record = view.record
         now = self._mono()
+        reporters = len(
+            quorum.live_reports(
+                record,
+                elapsed=now - view.seen_at,
+                window=self.config.effective_report_window,
+                now=self._now(),
+            )
+        )
+        if now < view.held_until and self._held is not None:
+            # This process's own view is open (its hold); the fleet's record is closed, and
+            # ``reporters`` shows how far its quorum is.
+            held_until = self._wall_offset + view.held_until
+            held = replace(self._held, epoch=record.epoch, retry_at=held_until)
+            return CircuitInfo.from_record(
+                self.name, held, held_until=held_until, reporters=reporters
+            )
         local = None
         if record.state is CircuitState.CLOSED and record.episode_id == self._rules.episode:
             with self._lock:
@@ -945,20 +971,7 @@ class CircuitBreaker:
             period = protocol.open_period(record, self.config)
             if record.retry_at - record.updated_at > period:  # type: ignore[operator]
                 record = replace(record, retry_at=record.updated_at + period)
-        held_until = None
-        if now < view.held_until:
-            held_until = self._wall_offset + view.held_until
-        reporters = len(
-            quorum.live_reports(
-                record,
-                elapsed=now - view.seen_at,
-                window=self.config.effective_report_window,
-                now=self._now(),
-            )
-        )
-        return CircuitInfo.from_record(
-            self.name, record, local, held_until=held_until, reporters=reporters
-        )
+        return CircuitInfo.from_record(self.name, record, local, reporters=reporters)
 
 
 _DECIDE: Final = {

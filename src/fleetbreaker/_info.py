@@ -30,8 +30,10 @@ class CircuitInfo:
     when the writer of the trip expects the open period to end.
 
     ``held_open_until`` is set while this process refuses calls on its own: its rules fired
-    but the fleet's quorum (``fleet_minimum_reporters``) has not opened the circuit;
-    ``reporters`` is how many processes' reports currently count toward that quorum.
+    but the fleet's quorum (``fleet_minimum_reporters``) has not opened the circuit. Its own
+    view is then OPEN (``state``, ``rule``, the rates and ``retry_at`` are its hold's) while the
+    fleet's record stays closed; ``reporters`` is how many processes' reports currently count
+    toward that quorum.
     """
 
     name: str

@@ -132,14 +132,18 @@ def refusal(breaker: CircuitBreaker) -> CircuitInfo | None:
 
 
 def held(member: Member) -> bool:
-    """Whether the member refuses its own calls while the fleet's record is closed."""
+    """Whether the member refuses its own calls on its hold: its own view is open (until
+    ``held_open_until``), whatever the fleet's record says."""
     refused = refusal(member.breaker)
     info = member.breaker.info()
     return (
         refused is not None
-        and refused.state is CircuitState.CLOSED
-        and info.state is CircuitState.CLOSED
+        and refused.state is CircuitState.OPEN
+        and refused.held_open_until is not None
+        and info.state is CircuitState.OPEN
+        and member.breaker.state is CircuitState.OPEN
         and info.held_open_until is not None
+        and info.retry_at == info.held_open_until
     )
 
 
@@ -311,7 +315,7 @@ def test_a_hold_is_local_to_its_process(harness: Harness) -> None:
     assert other.breaker.call(up) == "ok"
     fall_sick(sick, clock)
     assert sick.breaker.call(up) == "fallback"
-    assert fallbacks[0].state is CircuitState.CLOSED
+    assert fallbacks[0].state is CircuitState.OPEN  # its own view; the fleet's stays closed
     assert fallbacks[0].held_open_until is not None
     for _ in range(3):
         assert other.breaker.call(up) == "ok"
@@ -513,7 +517,7 @@ def test_quorum_across_real_processes(shared_harness: Harness, workers: Workers)
     seen = workers.step(first, second)  # at once: their reports race
     for outcome, info in seen.values():
         assert outcome == qw.REFUSED
-        assert info.state is CircuitState.CLOSED
+        assert info.state is CircuitState.OPEN  # its own view: held
         assert info.held_open_until is not None
     record = load()
     assert record is not None
