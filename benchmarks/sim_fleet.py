@@ -448,10 +448,10 @@ class FleetbreakerSubject:
         guard = breaker.guard()
         try:
             guard.__enter__()
-        except CircuitOpenError:
-            # Refused on a closed view: this environment's rules fired and it holds itself
-            # open while the fleet's quorum is not reached.
-            return HELD if breaker.state is CircuitState.CLOSED else REJECT
+        except CircuitOpenError as refused:
+            # Refused on its hold: this environment's rules fired and it holds itself open
+            # while the fleet's quorum is not reached.
+            return HELD if refused.circuit.held_open_until is not None else REJECT
         self._guards[env] = guard
         # A call admitted while this environment's view is not closed holds the probe slot.
         return ADMIT if breaker.state is CircuitState.CLOSED else PROBE
