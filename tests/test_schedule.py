@@ -30,6 +30,12 @@ def test_backoff_doubles_from_recovery_timeout_up_to_the_max() -> None:
     assert [backoff(GROWING, k) for k in range(7)] == [10, 20, 40, 60, 60, 60, 60]
 
 
+def test_backoff_is_a_power_of_the_multiplier() -> None:
+    """recovery_timeout * multiplier ** k: with 3, the periods are 1, 3, 9, 27, 81 s."""
+    config = Config(recovery_timeout=1, recovery_backoff_multiplier=3, recovery_timeout_max=1000)
+    assert [backoff(config, k) for k in range(5)] == [1, 3, 9, 27, 81]
+
+
 def test_open_period_without_jitter_or_hint_is_the_backoff() -> None:
     """With no jitter and no hint the open period is exactly the schedule's step."""
     assert [open_period_for(GROWING, k, draw=0.7) for k in range(7)] == [
