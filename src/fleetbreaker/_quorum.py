@@ -85,7 +85,9 @@ def report(
             period=period,
             cause=cause if needed == 1 else replace(cause, rule=QUORUM),
         )
-    kept = sorted(others.items(), key=lambda item: item[1])[: needed - 2]
+    # Fewer than needed - 1 others here (one more would have made the quorum): all are kept,
+    # youngest first, so that the payload bound below drops the oldest.
+    kept = sorted(others.items(), key=lambda item: item[1])
     # A report older than this writer's clock reading (a broken clock, set back to 0) cannot be
     # dated on it: dropped, never made younger than it is nor dated before 0.
     carried = [(other, now - age) for other, age in kept if age <= now]
