@@ -1,4 +1,5 @@
-"""The `fleetbreaker` command line: help, argument checks and `status`."""
+"""The `fleetbreaker` command line in process: help, the demo's argument checks, and the
+deprecated `status` command (kept for one release, its output unchanged)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def fail() -> None:
 
 
 def test_module_help_lists_the_commands() -> None:
-    """`python -m fleetbreaker --help` exits 0 and names both subcommands."""
+    """`python -m fleetbreaker --help` exits 0, names every command and the exit codes; the
+    deprecated `status` is not advertised."""
     result = subprocess.run(
         [sys.executable, "-m", "fleetbreaker", "--help"],
         capture_output=True,
@@ -29,8 +31,12 @@ def test_module_help_lists_the_commands() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "demo" in result.stdout
-    assert "status" in result.stdout
+    commands = result.stdout.partition("commands:")[2].partition("store:")[0].split()
+    for command in ("list", "show", "watch", "demo"):
+        assert command in commands
+    assert "status" not in commands
+    exit_codes = result.stdout.partition("exit codes:")[2].splitlines()
+    assert [line[2] for line in exit_codes if line[:3].strip().isdigit()] == list("01234")
 
 
 def test_demo_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,11 +73,16 @@ def test_demo_rejects_bad_options(
 
 
 def test_status_of_a_fresh_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A store with no circuits says so and exits 0."""
+    """A store with no circuits says so and exits 0; stderr says what replaces `status`."""
     db = tmp_path / "fresh.db"
     SQLiteStore(db).close()
     assert cli.main(["status", "--sqlite", str(db)]) == 0
-    assert capsys.readouterr().out == f"no circuits in {str(db)!r}\n"
+    out, err = capsys.readouterr()
+    assert out == f"no circuits in {str(db)!r}\n"
+    assert err == (
+        "fleetbreaker status is deprecated and goes in the next release: use "
+        f"fleetbreaker --store sqlite://{db} list\n"
+    )
 
 
 def test_status_shows_each_circuit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,7 +132,8 @@ def test_status_of_a_bad_path(
             conn.execute("CREATE TABLE invoices (id INTEGER)")
         conn.close()
     assert cli.main(["status", "--sqlite", str(path)]) == 2
-    err = capsys.readouterr().err
+    deprecation, err = capsys.readouterr().err.split("\n", 1)
+    assert deprecation.startswith("fleetbreaker status is deprecated")
     assert err.startswith("fleetbreaker status: ")
     expected = {
         "directory": "no database file at",

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetbreaker import CircuitInfo, CircuitOpenError, CircuitState, cli
+from fleetbreaker import CircuitInfo, CircuitOpenError, CircuitState
+from fleetbreaker._cli import status
 
 times = st.none() | st.floats(allow_nan=True, allow_infinity=True)
 
@@ -35,7 +36,7 @@ def test_showing_a_circuit_never_raises(
     assert "svc" in str(error)
     assert repr(error)
     assert repr(info)
-    cli._detail(info)
+    status._detail(info)
 
 
 @pytest.mark.parametrize(
@@ -62,4 +63,4 @@ def test_refusal_message_shows_a_real_time_in_iso_format() -> None:
 )
 def test_cli_clock_time_falls_back_to_the_raw_number(wall: float) -> None:
     """The CLI shows a time it cannot format as the raw number."""
-    assert cli._clock_time(wall) == repr(wall)
+    assert status._clock_time(wall) == repr(wall)
