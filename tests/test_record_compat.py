@@ -516,7 +516,7 @@ def test_a_time_in_a_report_reads_as_a_float() -> None:
 
 UNKNOWN: dict[str, dict[str, object]] = {
     "a-later-field": {"quorum_hint": 3},
-    "a-nested-later-field": {"history": [[1, 2], {"x": None}]},
+    "a-nested-later-field": {"timeline": [[1, 2], {"x": None}]},
 }
 
 
