@@ -32,7 +32,7 @@ def test_module_help_lists_the_commands() -> None:
     )
     assert result.returncode == 0, result.stderr
     commands = result.stdout.partition("commands:")[2].partition("store:")[0].split()
-    for command in ("list", "show", "watch", "demo"):
+    for command in ("list", "show", "watch", "open", "close", "clear", "reset", "demo"):
         assert command in commands
     assert "status" not in commands
     exit_codes = result.stdout.partition("exit codes:")[2].splitlines()

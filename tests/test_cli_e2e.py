@@ -21,7 +21,7 @@ from typing import IO
 
 import pytest
 
-from fleetbreaker import CircuitState, SQLiteStore, Store
+from fleetbreaker import CircuitState, SQLiteStore, Store, operations
 from fleetbreaker._cli.times import iso
 from fleetbreaker._protocol import Record
 from tests.servers import dynamodb_servers
@@ -277,7 +277,11 @@ def test_watch_prints_a_line_per_change(target: Target, tmp_path: Path) -> None:
         assert first.endswith(" payments is closed")
         plant_open(target.store, "payments", time.time(), epoch=before.epoch)
         change = watch.lines.wait_for(lambda line: "->" in line, "for the change")
+        assert target.run("open", "payments", "--for", "5m", "--reason", "INC-7").returncode == 0
+        forced = watch.lines.wait_for(lambda line: "forced_open" in line, "for the override")
         assert watch.stop(signal.SIGINT) == 0
+    assert forced.split()[1:5] == ["payments", "open", "->", "forced_open"]
+    assert "'INC-7'" in forced
     stamp, name, old, arrow, new, *rest = change.split()
     assert (name, old, arrow, new) == ("payments", "closed", "->", "open")
     seen = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -402,3 +406,129 @@ def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("fleetbreaker ")
+
+
+# ---- the operator's writes ------------------------------------------------------------------
+
+
+def test_open_close_clear_reset(target: Target) -> None:
+    """An operator forces a circuit open, then closed, clears the override and resets it; each
+    write is in the store (as any process reads it) and in `list`, `show` and the history."""
+    plant_open(target.store, "payments", time.time())
+
+    result = target.run("open", "payments", "--for", "30m", "--reason", "INC-42", "--actor", "al")
+    assert result.returncode == 0, result.stderr
+    info = operations.read(target.store, "payments")
+    assert info is not None
+    assert info.override is not None
+    assert (info.override.kind, info.override.reason, info.override.actor) == (
+        "open",
+        "INC-42",
+        "al",
+    )
+    assert info.override.until == pytest.approx(time.time() + 1800, abs=60)
+    assert result.stdout == (
+        f"forced 'payments' open for 30 min, until {iso(info.override.until)} (in 29 min), "
+        "by al: 'INC-42'\n"
+    )
+    assert result.stderr == ""  # the library's log line of the write is the command's own
+
+    listed = target.run("list")
+    assert listed.returncode == 1
+    row = listed.stdout.splitlines()[1]
+    assert row.split()[:3] == ["payments", "forced_open", "(open)"]
+    assert f"until {iso(info.override.until)} (in 29 min) by al" in row
+
+    shown = json.loads(target.run("show", "payments", "--json").stdout)["circuit"]
+    assert shown["effective_state"] == "forced_open"
+    assert shown["override"]["until_iso"] == iso(info.override.until)
+    assert shown["history"][-1]["to_state"] == "forced_open"
+    assert (shown["history"][-1]["by"], shown["history"][-1]["reason"]) == ("al", "INC-42")
+
+    result = target.run("close", "payments", "--for", "15m", "--reason", "INC-42 healed")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("forced 'payments' closed for 15 min, until ")
+    assert target.run("list").returncode == 1  # overridden, even though closed
+
+    result = target.run("clear", "payments", "--reason", "over")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("cleared the override of 'payments' (forced closed by ")
+    result = target.run("clear", "payments")
+    assert (result.returncode, result.stdout) == (
+        0,
+        "'payments' has no override in force: nothing done\n",
+    )
+
+    result = target.run("reset", "payments", "--reason", "clean slate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("reset 'payments': open -> closed")
+    info = operations.read(target.store, "payments")
+    assert info is not None
+    assert (info.state, info.override, info.history[-1].reason) == (
+        CircuitState.CLOSED,
+        None,
+        "clean slate",
+    )
+    assert target.run("list").returncode == 0
+
+
+@pytest.mark.parametrize("verb", ["open", "close", "clear", "reset"])
+def test_a_write_to_an_unknown_circuit_exits_4(sqlite_target: Target, verb: str) -> None:
+    """A typo never creates a circuit: exit 4, the close matches named, nothing written."""
+    plant_closed(sqlite_target.store, "payments", time.time())
+    options = {"open": ["--for", "5m"], "close": ["--for", "5m"]}.get(verb, [])
+    result = sqlite_target.run(verb, "paymnts", *options, "--reason", "why")
+    assert result.returncode == 4
+    assert "no record for circuit 'paymnts'" in result.stderr
+    assert "close matches: 'payments'" in result.stderr
+    assert ("add --create" in result.stderr) == (verb in {"open", "close"})
+    assert sqlite_target.store.load("paymnts") is None
+
+
+def test_create_forces_a_circuit_no_process_used_yet(sqlite_target: Target) -> None:
+    """`open --create` sets an override on a circuit with no record; --json shows it."""
+    result = sqlite_target.run(
+        "open", "checkout", "--for", "90", "--reason", "pre-empt", "--create", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    circuit = json.loads(result.stdout)["circuit"]
+    assert (circuit["name"], circuit["effective_state"]) == ("checkout", "forced_open")
+    info = operations.read(sqlite_target.store, "checkout")
+    assert info is not None
+    assert info.override is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["open", "payments", "--for", "0", "--reason", "x"], "more than 0 s"),
+        (["open", "payments", "--for=-5m", "--reason", "x"], "more than 0 s"),
+        (["open", "payments", "--for", "-5", "--reason", "x"], "more than 0 s"),
+        (["open", "payments", "--for", "soon", "--reason", "x"], "expected a duration"),
+        (["open", "payments", "--for", "8d", "--reason", "x"], "at most record_ttl"),
+        (["open", "payments", "--for", "5m", "--reason", ""], "reason is required"),
+        (["open", "payments", "--reason", "x"], "required: --for"),
+        (["close", "payments", "--for", "5m"], "required: --reason"),
+        (["reset", "payments"], "required: --reason"),
+        (["clear"], "required: NAME"),
+    ],
+    ids=[
+        "zero",
+        "negative-m",
+        "negative",
+        "junk",
+        "too-long",
+        "empty-reason",
+        "no-duration",
+        "no-reason",
+        "reset-no-reason",
+        "clear-no-name",
+    ],
+)
+def test_bad_write_arguments_exit_2(sqlite_target: Target, args: list[str], message: str) -> None:
+    """A bad duration or reason is a usage error (exit 2) that writes nothing."""
+    before = plant_closed(sqlite_target.store, "payments", time.time())
+    result = sqlite_target.run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert sqlite_target.store.load("payments") == before

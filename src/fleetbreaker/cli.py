@@ -8,6 +8,7 @@ codes (``Exit``) are a contract: scripts and health checks rely on them.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else Exit.USAGE
     command: Callable[[argparse.Namespace], int] = args.command
     prefix = f"fleetbreaker {args.command_name}"
+    logs = _warnings_to_stderr(prefix) if args.command_name != "demo" else None
     try:
         return int(command(args))
     except CommandError as exc:
@@ -41,6 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if logs is not None:
+            logging.getLogger("fleetbreaker").removeHandler(logs)
+
+
+def _warnings_to_stderr(prefix: str) -> logging.Handler:
+    """Show the library's warnings (a record a store holds that it cannot read, say) on stderr,
+    but not the log line of the operator's own write, which the command reports itself."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"{prefix}: %(levelname)s: %(message)s"))
+    handler.addFilter(lambda record: not hasattr(record, "actor"))
+    logging.getLogger("fleetbreaker").addHandler(handler)
+    return handler
 
 
 def _error(prefix: str, message: str) -> None:

@@ -6,9 +6,10 @@ import argparse
 import time
 
 from fleetbreaker._cli import views
-from fleetbreaker._cli.common import Exit, emit, emit_json, no_record, open_store, read
+from fleetbreaker._cli.common import Exit, emit, emit_json, no_record, open_store
 from fleetbreaker._cli.times import json_time
 from fleetbreaker._info import CircuitInfo
+from fleetbreaker.operations import read
 
 __all__ = ["list_circuits", "show_circuit"]
 

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from fleetbreaker._info import CircuitInfo
 from fleetbreaker.errors import StoreError
 from fleetbreaker.stores import Store, from_url
 from fleetbreaker.stores._urls import ENV_VARIABLE, _redact
 
-__all__ = ["CommandError", "Exit", "emit", "emit_json", "no_record", "open_store", "read"]
+__all__ = ["CommandError", "Exit", "emit", "emit_json", "no_record", "open_store"]
 
 
 class Exit(enum.IntEnum):
@@ -93,12 +92,6 @@ def _sqlite_path(url: str) -> Path | None:
         return None
     path = unquote(parts.netloc + parts.path)
     return Path(path) if path else None
-
-
-def read(store: Store, name: str) -> CircuitInfo | None:
-    """The circuit ``name`` as the store holds it now; ``None`` if it has no record."""
-    record = store.load(name, consistent=True)
-    return None if record is None else CircuitInfo.from_record(name, record)
 
 
 def no_record(store: Store, label: str, name: str) -> CommandError:

@@ -10,7 +10,7 @@ from typing import Any
 
 import fleetbreaker
 from fleetbreaker import demo
-from fleetbreaker._cli import commands, watch
+from fleetbreaker._cli import commands, operate, watch
 from fleetbreaker._cli.status import status
 from fleetbreaker._cli.times import DURATION_FORMS, parse_duration
 
@@ -139,6 +139,58 @@ def build() -> argparse.ArgumentParser:
         "--json", action="store_true", help="one JSON object per line for each change"
     )
 
+    for verb, kind in (("open", "refuse"), ("close", "admit")):
+        forcing = command(
+            verb,
+            operate.force,
+            f"force a circuit {verb} for a while, fleet-wide",
+            f"Force the circuit {'open' if verb == 'open' else 'closed'} for --for: every "
+            f"process of the fleet will {kind} every call (within its local_cache_max_age) "
+            "until the override ends or is cleared. The reason and the actor go into the "
+            "record and its history. A name with no record is exit 4 unless --create.",
+        )
+        forcing.add_argument("name", metavar="NAME", help="the circuit")
+        forcing.add_argument(
+            "--for",
+            dest="duration",
+            type=duration,
+            required=True,
+            metavar="DURATION",
+            help=f"how long: {DURATION_FORMS} (at most the record_ttl, 7 days by default)",
+        )
+        _reason_option(forcing, required=True)
+        forcing.add_argument(
+            "--create",
+            action="store_true",
+            help="set it even though the store holds no record of this circuit yet",
+        )
+        _actor_option(forcing)
+        _json_option(forcing)
+
+    clearing = command(
+        "clear",
+        operate.clear,
+        "end a circuit's override now",
+        "End the circuit's override now: the fleet goes back to the circuit's own state. "
+        "Nothing is written when no override is in force.",
+    )
+    clearing.add_argument("name", metavar="NAME", help="the circuit")
+    _reason_option(clearing, required=False)
+    _actor_option(clearing)
+    _json_option(clearing)
+
+    resetting = command(
+        "reset",
+        operate.reset,
+        "close a circuit afresh: counts, backoff and override cleared",
+        "Close the circuit afresh: its failure counts, its open-time backoff, the fleet's "
+        "reports and any override are cleared.",
+    )
+    resetting.add_argument("name", metavar="NAME", help="the circuit")
+    _reason_option(resetting, required=True)
+    _actor_option(resetting)
+    _json_option(resetting)
+
     _demo_command(sub)
 
     # Deprecated: no `help=`, so it is left out of the command list.
@@ -157,6 +209,26 @@ def _json_option(command: argparse.ArgumentParser) -> None:
         "--json",
         action="store_true",
         help="print JSON: fixed keys, each time as epoch seconds and KEY_iso",
+    )
+
+
+def _reason_option(command: argparse.ArgumentParser, *, required: bool) -> None:
+    command.add_argument(
+        "--reason",
+        required=required,
+        default="",
+        metavar="TEXT",
+        help="why: an incident id, a ticket, a sentence (kept in the record and its history)"
+        + ("" if required else "; optional"),
+    )
+
+
+def _actor_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--actor",
+        default=None,
+        metavar="WHO",
+        help="who acts, as the record and its history show it (default: user@host)",
     )
 
 

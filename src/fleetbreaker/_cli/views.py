@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fleetbreaker._cli.times import human, json_time
+from fleetbreaker._history import HistoryEntry
 from fleetbreaker._info import CircuitInfo
 from fleetbreaker._protocol import CircuitState
 
@@ -18,7 +19,9 @@ __all__ = [
     "block",
     "columns",
     "effective_state",
+    "entry_json",
     "healthy",
+    "state_text",
     "table",
     "to_json",
 ]
@@ -26,34 +29,35 @@ __all__ = [
 _HEADERS = ("CIRCUIT", "STATE", "SINCE", "FAILURES", "OVERRIDE", "PROBE", "NEXT PROBE")
 
 
-def _field(info: CircuitInfo, name: str, default: Any = None) -> Any:
-    # TEMPORARY shim until CircuitInfo gains override/history/probe_owner/... (issue 9).
-    return getattr(info, name, default)
-
-
 def effective_state(info: CircuitInfo) -> str:
     """What callers get now: ``forced_open``/``forced_closed`` under an override, else the state.
 
     The same words as the history's ``to_state``.
     """
-    override = _field(info, "override")
+    override = info.override
     if override is not None:
         return f"forced_{override.kind}"
     return str(info.state.value)
 
 
+def state_text(info: CircuitInfo) -> str:
+    """The state callers get, the circuit's own state after it under an override:
+    ``forced_open (closed)``. A forced circuit never reads as a plain ``closed``."""
+    shown, own = effective_state(info), info.state.value
+    return shown if shown == own else f"{shown} ({own})"
+
+
 def healthy(info: CircuitInfo) -> bool:
     """Closed and not overridden: what exit code 0 promises of every circuit shown."""
-    return info.state is CircuitState.CLOSED and _field(info, "override") is None
+    return info.state is CircuitState.CLOSED and info.override is None
 
 
 def since(info: CircuitInfo) -> float | None:
-    """When the circuit entered its current state, as far as the record tells."""
-    history = _field(info, "history", ())
-    if history:
-        at: float = history[-1].at
-        return at
-    if info.state is not CircuitState.CLOSED:
+    """When the circuit entered the state callers get now, as far as the record tells: its
+    last history entry when that entry led to this state, else when it opened."""
+    if info.history and info.history[-1].to_state == effective_state(info):
+        return info.history[-1].at
+    if info.state is not CircuitState.CLOSED and info.override is None:
         return info.opened_at
     return None
 
@@ -82,22 +86,25 @@ def failures(info: CircuitInfo) -> str:
 
 
 def override_text(info: CircuitInfo, now: float, *, full: bool = False) -> str:
-    """``open until <time>``; with ``full`` also who set it, when and why. ``-`` for none."""
-    override = _field(info, "override")
+    """``until <time> by <actor>``; with ``full`` also the kind, when it was set and why.
+    ``-`` (``none`` with ``full``) when no override is in force."""
+    override = info.override
     if override is None:
         return "-" if not full else "none"
-    text = f"{override.kind} until {human(override.until, now)}"
-    if full:
-        text += f", set by {override.actor} at {human(override.at, now)}: {override.reason!r}"
-    return text
+    if not full:
+        return f"until {human(override.until, now)} by {override.actor}"
+    return (
+        f"{override.kind} until {human(override.until, now)}, set by {override.actor} at "
+        f"{human(override.at, now)}: {override.reason!r}"
+    )
 
 
 def probe_text(info: CircuitInfo, now: float) -> str:
     """``<owner> until <claim expiry>`` while a probe is in flight; ``-`` otherwise."""
-    owner = _field(info, "probe_owner")
+    owner = info.probe_owner
     if owner is None:
         return "in flight" if info.probe_in_flight else "-"
-    return f"{owner} until {human(_field(info, 'probe_expires_at'), now)}"
+    return f"{owner} until {human(info.probe_expires_at, now)}"
 
 
 def table(infos: Sequence[CircuitInfo], now: float, marks: Sequence[str] = ()) -> list[str]:
@@ -105,7 +112,7 @@ def table(infos: Sequence[CircuitInfo], now: float, marks: Sequence[str] = ()) -
     rows = [
         [
             info.name,
-            info.state.value,
+            state_text(info),
             human(since(info), now),
             failures(info),
             override_text(info, now),
@@ -135,11 +142,9 @@ def columns(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
 
 def block(info: CircuitInfo, now: float) -> list[str]:
     """``show``: every field of one circuit, then its history, oldest first."""
-    state = info.state.value
-    shown = effective_state(info)
     lines = [
         ("circuit", info.name),
-        ("state", state if shown == state else f"{shown} (underneath: {state})"),
+        ("state", state_text(info)),
         ("since", human(since(info), now)),
         ("override", override_text(info, now, full=True)),
         ("failures", failures(info)),
@@ -149,7 +154,7 @@ def block(info: CircuitInfo, now: float) -> list[str]:
         ("recoveries", f"{info.open_count} failed in a row"),
         ("probes ok", f"{info.half_open_successes} in this half-open episode"),
         ("epoch", str(info.epoch)),
-        ("updated", human(_field(info, "updated_at"), now)),
+        ("updated", human(info.updated_at, now)),
     ]
     if info.state is CircuitState.CLOSED:
         drop = {"opened at", "next probe", "probes ok"}
@@ -157,7 +162,7 @@ def block(info: CircuitInfo, now: float) -> list[str]:
     elif info.state is CircuitState.OPEN:
         lines = [line for line in lines if line[0] != "probes ok"]
     out = columns([[f"{label}:", value] for label, value in lines])
-    history = _field(info, "history", ())
+    history = info.history
     out.append("")
     if not history:
         out.append("history: none recorded")
@@ -174,8 +179,7 @@ def block(info: CircuitInfo, now: float) -> list[str]:
 def to_json(info: CircuitInfo) -> dict[str, Any]:
     """The circuit as a JSON object with a fixed set of keys (``None`` where a field has no
     value); each time as epoch seconds and, beside it, ``<key>_iso``."""
-    override = _field(info, "override")
-    history = _field(info, "history", ())
+    override = info.override
     return {
         "name": info.name,
         "state": info.state.value,
@@ -200,21 +204,23 @@ def to_json(info: CircuitInfo) -> dict[str, Any]:
         **json_time("next_probe_at", next_probe(info)),
         **json_time("retry_at", info.retry_at),
         "probe_in_flight": info.probe_in_flight,
-        "probe_owner": _field(info, "probe_owner"),
-        **json_time("probe_expires_at", _field(info, "probe_expires_at")),
+        "probe_owner": info.probe_owner,
+        **json_time("probe_expires_at", info.probe_expires_at),
         "half_open_successes": info.half_open_successes,
         "epoch": info.epoch,
-        **json_time("updated_at", _field(info, "updated_at")),
-        "history": [
-            {
-                **json_time("at", entry.at),
-                "from_state": entry.from_state,
-                "to_state": entry.to_state,
-                "by": entry.by,
-                "reason": entry.reason,
-            }
-            for entry in history
-        ],
+        **json_time("updated_at", info.updated_at),
+        "history": [entry_json(entry) for entry in info.history],
+    }
+
+
+def entry_json(entry: HistoryEntry) -> dict[str, Any]:
+    """One history entry as JSON."""
+    return {
+        **json_time("at", entry.at),
+        "from_state": entry.from_state,
+        "to_state": entry.to_state,
+        "by": entry.by,
+        "reason": entry.reason,
     }
 
 

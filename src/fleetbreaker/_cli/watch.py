@@ -17,16 +17,18 @@ import collections
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fleetbreaker._cli import views
-from fleetbreaker._cli.common import emit, emit_json, no_record, open_store, read
+from fleetbreaker._cli.common import emit, emit_json, no_record, open_store
 from fleetbreaker._cli.times import duration_text, human, iso, json_time
+from fleetbreaker._history import HistoryEntry
 from fleetbreaker._info import CircuitInfo
 from fleetbreaker._protocol import CircuitState
 from fleetbreaker.errors import StoreError
+from fleetbreaker.operations import read
 from fleetbreaker.stores import Store
 
 __all__ = ["Event", "changes", "watch"]
@@ -45,6 +47,7 @@ class Event:
     old: str | None  # effective state before; None for the first sight
     new: str  # effective state now, or "none" when there is no record
     info: CircuitInfo | None
+    entries: tuple[HistoryEntry, ...] = ()  # the history entries written since the last poll
     initial: bool = False
 
 
@@ -117,21 +120,24 @@ def _poll(store: Store, names: Sequence[str]) -> dict[str, CircuitInfo | None]:
 
 
 def _signature(info: CircuitInfo | None) -> tuple[object, ...]:
-    """What a change is: the state callers get, the override, and who holds the probe."""
+    """What a change is: the state callers get, the override, who holds the probe, and the
+    history (every persisted change appends to it, even one undone before the next poll)."""
     if info is None:
         return (NO_RECORD,)
-    override = getattr(info, "override", None)  # TEMPORARY shim until issue 9's CircuitInfo
+    override = info.override
     return (
         views.effective_state(info),
         info.state,
-        None if override is None else (override.kind, override.until, override.actor),
-        getattr(info, "probe_owner", None) or info.probe_in_flight,
+        # Not its times: a process that writes the record re-dates them by its clock's skew.
+        None if override is None else (override.kind, override.actor, override.reason),
+        info.probe_owner or info.probe_in_flight,
+        info.history[-1:],
     )
 
 
 def changes(
-    before: dict[str, CircuitInfo | None] | None,
-    after: dict[str, CircuitInfo | None],
+    before: Mapping[str, CircuitInfo | None] | None,
+    after: Mapping[str, CircuitInfo | None],
     now: float,
 ) -> list[Event]:
     """The events between two polls (every circuit is an initial event after ``None``).
@@ -147,8 +153,16 @@ def changes(
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
         if _signature(old) != _signature(new):
-            events.append(Event(now, name, _state(old), _state(new), new))
+            events.append(Event(now, name, _state(old), _state(new), new, _new_entries(old, new)))
     return events
+
+
+def _new_entries(old: CircuitInfo | None, new: CircuitInfo | None) -> tuple[HistoryEntry, ...]:
+    """The history entries ``new`` has that ``old`` had not: what happened between polls."""
+    if new is None:
+        return ()
+    known = set(() if old is None else old.history)
+    return tuple(entry for entry in new.history if entry not in known)
 
 
 def _state(info: CircuitInfo | None) -> str:
@@ -160,7 +174,7 @@ def detail(info: CircuitInfo | None, now: float) -> str:
     if info is None:
         return "(no record)"
     parts = []
-    if getattr(info, "override", None) is not None:
+    if info.override is not None:
         parts.append(views.override_text(info, now, full=True))
     if info.state is CircuitState.OPEN:
         parts.append(views.failures(info))
@@ -171,15 +185,30 @@ def detail(info: CircuitInfo | None, now: float) -> str:
 
 
 def line(event: Event, now: float) -> str:
-    """``<time> <name> <old> -> <new> <detail>``, or ``<time> <name> is <state> <detail>``."""
+    """``<time> <name> <old> -> <new> <detail>``, or ``<time> <name> is <state> <detail>``.
+
+    States passed through between two polls (the history says) appear on the way:
+    ``open -> half_open -> closed``; the last one's writer and reason follow.
+    """
     stamp = iso(event.at) or repr(event.at)
     if event.initial and event.info is None:
-        text = f"{stamp} {event.name} has no record"
-    elif event.initial:
+        return f"{stamp} {event.name} has no record"
+    if event.initial:
         text = f"{stamp} {event.name} is {event.new}"
     else:
-        text = f"{stamp} {event.name} {event.old} -> {event.new}"
-    shown = detail(event.info, now) if event.info is not None else ""
+        path = [event.old or NO_RECORD]
+        for state in [*(entry.to_state for entry in event.entries), event.new]:
+            if state != path[-1]:
+                path.append(state)
+        if len(path) == 1:  # the same state again (an override renewed, a probe claimed)
+            path.append(event.new)
+        text = f"{stamp} {event.name} {' -> '.join(path)}"
+    parts = [detail(event.info, now)]
+    if event.entries and not event.entries[-1].to_state.startswith("forced_"):
+        # (an override in force is shown whole by the detail, its actor and reason included)
+        last = event.entries[-1]
+        parts.append(f"by {last.by}" + (f": {last.reason}" if last.reason else ""))
+    shown = "; ".join(part for part in parts if part)
     return f"{text} {shown}".rstrip()
 
 
@@ -190,6 +219,7 @@ def _event_json(event: Event) -> dict[str, Any]:
         "initial": event.initial,
         "from": event.old,
         "to": event.new,
+        "history": [views.entry_json(entry) for entry in event.entries],
         "circuit": None if event.info is None else views.to_json(event.info),
     }
 
@@ -223,7 +253,9 @@ class _Screen:
         self._interval = interval
         self._recent: collections.deque[str] = collections.deque(maxlen=_RECENT)
 
-    def draw(self, current: dict[str, CircuitInfo | None], events: list[Event], now: float) -> None:
+    def draw(
+        self, current: Mapping[str, CircuitInfo | None], events: list[Event], now: float
+    ) -> None:
         changed = {event.name for event in events if not event.initial}
         self._recent.extend(line(event, now) for event in events if not event.initial)
         every = duration_text(self._interval)
