@@ -199,15 +199,21 @@ def circuit(
 
 
 def test_a_change_line_shows_the_states_passed_through() -> None:
-    """States the history shows between two polls appear on the way, with the last writer."""
+    """States the history shows between two polls appear on the way (a probe claim has no entry
+    of its own: the closing entry's from_state shows it), with the last writer and reason."""
     trip = entry(NOW - 60, "closed", "open", reason="consecutive")
     before = {"payments": circuit(CircuitState.OPEN, trip, opened_at=NOW - 60, retry_at=NOW)}
-    probe = entry(NOW - 2, "open", "half_open", reason="probe claimed")
     healed = entry(NOW - 1, "half_open", "closed", by="web-2:7:cd", reason="probe succeeded")
-    after = {"payments": circuit(CircuitState.CLOSED, trip, probe, healed)}
+    after = {"payments": circuit(CircuitState.CLOSED, trip, healed)}
     (event,) = watching.changes(before, after, NOW)
     assert watching.line(event, NOW) == (
-        "2026-11-29T13:05:00Z payments open -> half_open -> closed by web-2:7:cd: probe succeeded"
+        "2026-11-29T13:05:00Z payments open -> half_open -> closed [by web-2:7:cd: probe succeeded]"
+    )
+    failed = entry(NOW - 1, "half_open", "open", by="web-2:7:cd", reason="probe failed")
+    reopened = circuit(CircuitState.OPEN, trip, failed, opened_at=NOW - 1, retry_at=NOW + 59)
+    (event,) = watching.changes(before, {"payments": reopened}, NOW)
+    assert watching.line(event, NOW).startswith(
+        "2026-11-29T13:05:00Z payments open -> half_open -> open "
     )
 
 
@@ -219,8 +225,8 @@ def test_a_change_line_for_an_override() -> None:
     after = {"payments": circuit(CircuitState.CLOSED, forced, override=override)}
     (event,) = watching.changes(before, after, NOW)
     assert watching.line(event, NOW) == (
-        "2026-11-29T13:05:00Z payments closed -> forced_open open until 2026-11-29T13:35:00Z "
-        "(in 30 min), set by al at 2026-11-29T13:04:59Z (1 s ago): 'INC-42'"
+        "2026-11-29T13:05:00Z payments closed -> forced_open [until 2026-11-29T13:35:00Z "
+        "(in 30 min), set by al at 2026-11-29T13:04:59Z (1 s ago): 'INC-42']"
     )
 
 
@@ -229,7 +235,7 @@ def test_no_line_when_nothing_changed_and_records_that_come_and_go() -> None:
     closed = {"payments": circuit(CircuitState.CLOSED)}
     assert watching.changes(closed, dict(closed), NOW) == []
     (gone,) = watching.changes(closed, {}, NOW)
-    assert watching.line(gone, NOW) == "2026-11-29T13:05:00Z payments closed -> none (no record)"
+    assert watching.line(gone, NOW) == "2026-11-29T13:05:00Z payments closed -> none [no record]"
     (back,) = watching.changes({}, closed, NOW)
     assert watching.line(back, NOW) == "2026-11-29T13:05:00Z payments none -> closed"
 
@@ -277,3 +283,20 @@ def test_time_is_written_in_utc_whatever_the_time_zone(
     assert code == 1
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(info.override.until)))
     assert f"until {stamp} (in " in out
+
+
+def test_a_key_that_names_no_circuit_is_skipped(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stored key no circuit could have (a control character in it) is skipped with a
+    warning: it does not make `list` fail."""
+    store = SQLiteStore(db)
+    operations.force_open(store, "payments", duration=60, reason="r", actor="a")
+    record = store.load("payments")
+    assert record is not None
+    assert store.compare_and_set("bad\nname", None, record)
+    store.close()
+    code, out, err = run(capsys, "list", "--store", f"sqlite://{db}")
+    assert code == 1
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["payments"]
+    assert err.startswith("fleetbreaker: skipped 'bad\\nname': circuit name must be printable")

@@ -92,7 +92,8 @@ def test_iso_is_utc_whole_seconds() -> None:
     [
         (0.4, "now"),
         (-0.9, "now"),
-        (12.7, "in 12 s"),
+        (12.7, "in 13 s"),
+        (1799.99, "in 30 min"),
         (-59, "59 s ago"),
         (-180, "3 min ago"),
         (90, "in 1 min 30 s"),

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from fleetbreaker._cli import views
-from fleetbreaker._cli.common import Exit, emit, emit_json, no_record, open_store
+from fleetbreaker._cli.common import Exit, emit, emit_json, no_record, open_store, read_listed
 from fleetbreaker._cli.times import json_time
 from fleetbreaker._info import CircuitInfo
 from fleetbreaker.operations import read
@@ -18,9 +18,10 @@ def list_circuits(args: argparse.Namespace) -> int:
     """Every circuit in the store, one row each; exit 1 if any is not closed or is overridden."""
     with open_store(args.store) as (store, label):
         infos: list[CircuitInfo] = []
+        warned: set[str] = set()
         for name in sorted(store.names()):
-            info = read(store, name)
-            if info is not None:  # its record expired since names() listed it
+            info = read_listed(store, name, warned=warned)
+            if info is not None:  # (its record may have expired since names() listed it)
                 infos.append(info)
     now = time.time()
     code = Exit.OK if all(views.healthy(info) for info in infos) else Exit.NOT_CLOSED

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from fleetbreaker.errors import StoreError
+from fleetbreaker import operations
+from fleetbreaker._info import CircuitInfo
+from fleetbreaker.errors import ConfigError, StoreError
 from fleetbreaker.stores import Store, from_url
 from fleetbreaker.stores._urls import ENV_VARIABLE, _redact
 
-__all__ = ["CommandError", "Exit", "emit", "emit_json", "no_record", "open_store"]
+__all__ = ["CommandError", "Exit", "emit", "emit_json", "no_record", "open_store", "read_listed"]
 
 
 class Exit(enum.IntEnum):
@@ -92,6 +94,19 @@ def _sqlite_path(url: str) -> Path | None:
         return None
     path = unquote(parts.netloc + parts.path)
     return Path(path) if path else None
+
+
+def read_listed(store: Store, name: str, *, warned: set[str]) -> CircuitInfo | None:
+    """``operations.read`` for a name the store's ``names()`` listed. A key no fleetbreaker
+    writer could have written (a name ``read`` refuses) is skipped, with a warning on stderr
+    once per name (``warned`` keeps them): it must not make the whole listing fail."""
+    try:
+        return operations.read(store, name)
+    except ConfigError as exc:
+        if name not in warned:
+            warned.add(name)
+            print(f"fleetbreaker: skipped {name!r:.80}: {exc}", file=sys.stderr, flush=True)
+        return None
 
 
 def no_record(store: Store, label: str, name: str) -> CommandError:

@@ -96,8 +96,10 @@ def build() -> argparse.ArgumentParser:
         "every circuit: state, override, why it opened, probe, next probe",
         "Every circuit in the store, one row each: its state and since when, an operator's "
         "override and until when, the failure figures and the rule that tripped it, the probe "
-        "owner and its claim's expiry, and the next probe time. Exit 0 if every circuit is "
-        "closed (or there are none), 1 if any is not closed or is overridden.",
+        "owner and its claim's expiry, and the next probe time. STATE is what callers get: "
+        "under an override forced_open or forced_closed, the circuit's own state in "
+        "parentheses. Exit 0 if every circuit is closed and not overridden (or there are "
+        "none), 1 if any is not.",
     )
     _json_option(listing)
 

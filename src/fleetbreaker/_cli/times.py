@@ -34,7 +34,7 @@ def iso(wall: float | None) -> str | None:
 
 def span(seconds: float) -> str:
     """A non-negative number of seconds for a reader: ``12 s``, ``3 min``, ``2 h 5 min``."""
-    whole = int(seconds)
+    whole = round(seconds)  # (a 30 min override just set reads "in 30 min", not 29)
     if whole < 60:
         return f"{whole} s"
     if whole < 3600:

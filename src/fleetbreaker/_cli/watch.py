@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetbreaker._cli import views
-from fleetbreaker._cli.common import emit, emit_json, no_record, open_store
+from fleetbreaker._cli.common import emit, emit_json, no_record, open_store, read_listed
 from fleetbreaker._cli.times import duration_text, human, iso, json_time
 from fleetbreaker._history import HistoryEntry
 from fleetbreaker._info import CircuitInfo
@@ -83,13 +83,14 @@ def _loop(
 ) -> None:
     seen: dict[str, CircuitInfo | None] | None = None
     failing = False
+    warned: set[str] = set()  # listed names that are no circuit's, reported once
     while True:
         now = clock()
         try:
-            current = _poll(store, names)
+            current = _poll(store, names, warned)
         except StoreError as exc:
             if seen is None:
-                raise  # never reached: a wrong URL or a store that is down, exit 3
+                raise  # the first poll: a wrong URL or a store that is down is exit 3
             if not failing:
                 _stderr(f"{iso(now)} store error: {exc}; retrying every {duration_text(interval)}")
             failing = True
@@ -113,10 +114,12 @@ def _loop(
         time.sleep(interval)
 
 
-def _poll(store: Store, names: Sequence[str]) -> dict[str, CircuitInfo | None]:
+def _poll(store: Store, names: Sequence[str], warned: set[str]) -> dict[str, CircuitInfo | None]:
     """Each named circuit (or every circuit in the store) as the store holds it now."""
-    listed = list(names) if names else sorted(store.names())
-    return {name: read(store, name) for name in listed}
+    if names:
+        return {name: read(store, name) for name in names}
+    found = {name: read_listed(store, name, warned=warned) for name in sorted(store.names())}
+    return {name: info for name, info in found.items() if name not in warned}
 
 
 def _signature(info: CircuitInfo | None) -> tuple[object, ...]:
@@ -172,10 +175,14 @@ def _state(info: CircuitInfo | None) -> str:
 def detail(info: CircuitInfo | None, now: float) -> str:
     """What goes with a state in a change line: the trip, the override, the probe."""
     if info is None:
-        return "(no record)"
+        return "no record"
     parts = []
-    if info.override is not None:
-        parts.append(views.override_text(info, now, full=True))
+    override = info.override
+    if override is not None:  # (its kind is in the state: forced_open)
+        parts.append(
+            f"until {human(override.until, now)}, set by {override.actor} at "
+            f"{human(override.at, now)}: {override.reason!r}"
+        )
     if info.state is CircuitState.OPEN:
         parts.append(views.failures(info))
         parts.append(f"next probe {human(views.next_probe(info), now)}")
@@ -185,7 +192,8 @@ def detail(info: CircuitInfo | None, now: float) -> str:
 
 
 def line(event: Event, now: float) -> str:
-    """``<time> <name> <old> -> <new> <detail>``, or ``<time> <name> is <state> <detail>``.
+    """``<time> <name> <old> -> <new> [<detail>]``, or ``<time> <name> is <state> [<detail>]``
+    (the words before the brackets split on spaces; the detail is for a reader).
 
     States passed through between two polls (the history says) appear on the way:
     ``open -> half_open -> closed``; the last one's writer and reason follow.
@@ -197,7 +205,9 @@ def line(event: Event, now: float) -> str:
         text = f"{stamp} {event.name} is {event.new}"
     else:
         path = [event.old or NO_RECORD]
-        for state in [*(entry.to_state for entry in event.entries), event.new]:
+        # An entry's from_state too: a probe claim (open -> half_open) has no entry of its own.
+        passed = [state for entry in event.entries for state in (entry.from_state, entry.to_state)]
+        for state in [*passed, event.new]:
             if state != path[-1]:
                 path.append(state)
         if len(path) == 1:  # the same state again (an override renewed, a probe claimed)
@@ -209,7 +219,7 @@ def line(event: Event, now: float) -> str:
         last = event.entries[-1]
         parts.append(f"by {last.by}" + (f": {last.reason}" if last.reason else ""))
     shown = "; ".join(part for part in parts if part)
-    return f"{text} {shown}".rstrip()
+    return f"{text} [{shown}]" if shown else text
 
 
 def _event_json(event: Event) -> dict[str, Any]:
