@@ -471,3 +471,32 @@ def test_shadow_mode_is_validated() -> None:
     """mode is 'enforce' or 'shadow'."""
     with pytest.raises(ConfigError, match="mode must be 'enforce' or 'shadow'"):
         Config(mode="dry-run")
+
+
+def test_a_process_started_late_ends_the_override_with_the_fleet() -> None:
+    """A process first seeing a 15-minute override 10 minutes in refuses for 5 more, not 15."""
+    clock, a, _ = fleet()
+    a.force_open(duration=900, reason="maintenance")
+    clock.advance(600)
+    late = CircuitBreaker("svc", store=a.store, clock=clock, config=CONFIG)
+    assert refused(late) is not None
+    clock.advance(299)
+    assert refused(late) is not None
+    clock.advance(1)
+    assert refused(late) is None
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 10 * 365 * 24 * 3600.0], ids=["behind", "years-ahead"])
+def test_a_skewed_clock_neither_ends_nor_extends_an_override_past_first_sight(
+    skew: float,
+) -> None:
+    """A host an hour behind, or years ahead, measures the whole override from first sight."""
+    clock, a, _ = fleet()
+    a.force_open(duration=900, reason="maintenance")
+    skewed = FakeClock(start=clock.wall() + skew)
+    b = CircuitBreaker("svc", store=a.store, clock=skewed, config=CONFIG)
+    assert refused(b) is not None
+    skewed.advance(899)
+    assert refused(b) is not None
+    skewed.advance(1)
+    assert refused(b) is None
