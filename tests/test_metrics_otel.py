@@ -296,3 +296,14 @@ def test_importing_the_module_imports_no_backend() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_an_override_in_force(reader: InMemoryMetricReader) -> None:
+    """fleetbreaker.override is 1 for the override in force in this process's view."""
+    breaker = CircuitBreaker("otel-forced", clock=FakeClock())
+    breaker.force_closed(duration=30.0, reason="ride it out", actor="ops")
+    points = collect(reader, "otel-forced")["fleetbreaker.override"]
+    assert {p.attributes["circuitbreaker.override"]: p.value for p in points} == {
+        "forced_open": 0,
+        "forced_closed": 1,
+    }

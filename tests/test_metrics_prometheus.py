@@ -273,3 +273,20 @@ def test_the_dashboard_and_alert_rules_name_real_metrics(
         named = set(re.findall(r"\bfleetbreaker_\w+", text))
         assert named
         assert named <= exposed, (named - exposed, text)
+
+
+def test_an_override_in_force(registry: CollectorRegistry, scrape: Scrape) -> None:
+    """fleetbreaker_override{circuit,override} is 1 for the override in force, else 0."""
+    fleetbreaker.metrics.prometheus(registry)
+    clock = FakeClock()
+    breaker = CircuitBreaker("prom-forced", clock=clock)
+    breaker.call(ok)
+    assert by(scrape("prom-forced")["fleetbreaker_override"], "override") == {}
+    breaker.force_open(duration=30.0, reason="maintenance", actor="ops")
+    samples = scrape("prom-forced")
+    assert {s.labels["override"]: s.value for s in samples["fleetbreaker_override"]} == {
+        "forced_open": 1.0,
+        "forced_closed": 0.0,
+    }
+    # The state machine underneath keeps its state: closed.
+    assert by(samples["fleetbreaker_state"], "state") == {("closed",): 1.0}

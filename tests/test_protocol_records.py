@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetbreaker import CircuitState, Config
+from fleetbreaker import CircuitState, Config, HistoryEntry
 from fleetbreaker._protocol import (
     ABSENT,
     CLAIM_RESERVATION,
@@ -114,6 +114,7 @@ def test_trip_writes_a_complete_open_record(owner: str | None) -> None:
         reserved_for=owner,
         reserved_until=None if owner is None else NOW + 10 + CLAIM_RESERVATION,
         rule="consecutive",
+        history=(HistoryEntry(NOW, "closed", "open", owner or "unknown", "consecutive"),),
     )
 
 
@@ -186,7 +187,11 @@ def test_success_at_or_past_threshold_closes_with_a_clean_record(successes: int)
     """The success reaching (or passing) success_threshold writes a clean CLOSED record."""
     rec = held_record(successes=successes)
     assert probe_succeeded(rec, token=6, now=NOW, config=CONFIG) == Record(
-        state=CircuitState.CLOSED, epoch=7, updated_at=NOW, expires_at=NOW + 1000
+        state=CircuitState.CLOSED,
+        epoch=7,
+        updated_at=NOW,
+        expires_at=NOW + 1000,
+        history=(HistoryEntry(NOW, "half_open", "closed", "prober", "probe succeeded"),),
     )
 
 
@@ -204,6 +209,7 @@ def test_failed_probe_reopens_keeping_the_failure_count() -> None:
         reserved_for="prober",
         reserved_until=NOW + 10 + CLAIM_RESERVATION,
         open_count=1,
+        history=(HistoryEntry(NOW, "half_open", "open", "prober", "probe failed"),),
     )
 
 

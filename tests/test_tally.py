@@ -383,9 +383,9 @@ def test_a_transition_read_from_the_store_is_not_written_by_this_process() -> No
     assert dict(other._tally.read().transitions) == {("closed", "open", True): 1}
 
 
-def test_transitions_seen_in_reads() -> None:
+def test_transitions_seen_in_reads_and_writes() -> None:
     """A read counts a transition only for a newer record in another state; an absent record
-    reads as closed and older than any."""
+    reads as closed and older than any; a write in another state is written by this process."""
     t = Tally("pure", Config(), FakeClock().monotonic)
 
     def record(epoch: int, state: CircuitState) -> Record:
@@ -395,8 +395,9 @@ def test_transitions_seen_in_reads() -> None:
     t.loaded(record(4, CircuitState.OPEN))
     t.loaded(record(3, CircuitState.CLOSED))  # a read that raced a newer one: stale
     t.loaded(record(5, CircuitState.OPEN))  # newer, same state
-    t.announced(record(5, CircuitState.OPEN), record(6, CircuitState.HALF_OPEN))
-    t.loaded(record(6, CircuitState.HALF_OPEN))  # what we wrote: nothing new
+    t.wrote(record(6, CircuitState.HALF_OPEN))
+    t.wrote(record(7, CircuitState.HALF_OPEN))  # a write in the same state: no transition
+    t.loaded(record(7, CircuitState.HALF_OPEN))  # what we wrote: nothing new
     t.loaded(None)  # the store forgot the record: closed
     t.loaded(record(1, CircuitState.OPEN))  # a new record's epochs start afresh
     assert dict(t.read().transitions) == {
@@ -611,3 +612,55 @@ def test_reading_while_threads_call_and_build_breakers() -> None:
     assert calls(breaker) == {SUCCESS: 2 * CALLS}
     (sample,) = [s for s in _sources.samples() if s.name == "raced"]
     assert sample.counts.calls[SUCCESS] == 2 * CALLS
+
+
+# --- shadow mode, operator overrides ------------------------------------------------------------
+
+
+def test_a_shadow_breaker_counts_what_it_would_have_refused() -> None:
+    """Shadow mode: after the trip it would have made, calls are made but counted rejected."""
+    clock = FakeClock()
+    config = Config(failure_threshold=2, recovery_timeout=60.0, mode="shadow")
+    breaker = CircuitBreaker("shadow", config=config, clock=clock)
+    wrapped = breaker(ok)
+    assert wrapped() == "ok"
+    for _ in range(2):
+        with pytest.raises(Boom):
+            breaker.call(boom)
+    assert breaker.state is CircuitState.OPEN  # in its private store
+    for _ in range(3):
+        assert wrapped() == "ok"
+    assert breaker.call(ok) == "ok"
+    with pytest.raises(Boom):
+        breaker.call(boom)
+    assert calls(breaker) == {SUCCESS: 1, ("failure", False, "Boom"): 2, REJECTED: 5}
+    transitions = dict(breaker._tally.read().transitions)
+    assert transitions == {("closed", "open", True): 1}
+
+
+def test_operator_overrides_and_reset() -> None:
+    """Forced open refuses (rejected) and shows in the sample; a reset is a transition written
+    by this process."""
+    clock = FakeClock()
+    breaker = _open_breaker(clock)
+    breaker.reset(reason="fixed", actor="ops")
+    assert breaker.state is CircuitState.CLOSED
+    breaker.force_open(duration=60.0, reason="maintenance", actor="ops")
+    with pytest.raises(CircuitOpenError):
+        breaker(ok)()
+    with pytest.raises(CircuitOpenError):
+        breaker.call(ok)
+    (sample,) = [s for s in _sources.samples() if s.name == "open"]
+    assert sample.override == "forced_open"
+    breaker.force_closed(duration=60.0, reason="ride it out", actor="ops")
+    assert breaker.call(ok) == "ok"
+    (sample,) = [s for s in _sources.samples() if s.name == "open"]
+    assert sample.override == "forced_closed"
+    clock.advance(60.0)
+    (sample,) = [s for s in _sources.samples() if s.name == "open"]
+    assert sample.override is None
+    assert calls(breaker) == {("failure", False, "Boom"): 1, REJECTED: 2, SUCCESS: 1}
+    assert dict(breaker._tally.read().transitions) == {
+        ("closed", "open", True): 1,
+        ("open", "closed", True): 1,
+    }

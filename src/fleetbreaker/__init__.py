@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from fleetbreaker._breaker import CircuitBreaker, circuit_breaker
 from fleetbreaker._family import BreakerFamily
+from fleetbreaker._history import HistoryEntry
 from fleetbreaker._info import CircuitInfo, CircuitTransition
-from fleetbreaker._protocol import CircuitState
+from fleetbreaker._protocol import CircuitState, Override
 from fleetbreaker.config import Config
-from fleetbreaker.errors import CircuitBreakerError, CircuitOpenError, ConfigError, StoreError
+from fleetbreaker.errors import (
+    CircuitBreakerError,
+    CircuitOpenError,
+    ConfigError,
+    OverrideConflictError,
+    StoreError,
+)
 from fleetbreaker.stores import MemoryStore, SQLiteStore, Store
 
 __all__ = [
@@ -20,7 +27,10 @@ __all__ = [
     "CircuitTransition",
     "Config",
     "ConfigError",
+    "HistoryEntry",
     "MemoryStore",
+    "Override",
+    "OverrideConflictError",
     "SQLiteStore",
     "Store",
     "StoreError",

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from fleetbreaker import _overrides as overrides
 from fleetbreaker import _tally
-from fleetbreaker._protocol import ABSENT, CircuitState, Record, claim_period, open_period
+from fleetbreaker._protocol import (
+    ABSENT,
+    FORCED_OPEN,
+    CircuitState,
+    Record,
+    claim_period,
+    open_period,
+)
 
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
@@ -48,7 +56,11 @@ class View:
     """This process has failures counted in the episode, so a success has work to do."""
     refuse_until: float = float("-inf")
     """Until when (monotonic) every call is certainly refused on this view: an open period, a
-    held probe claim or this process's hold. Lets a refusal skip routing."""
+    held probe claim, this process's hold or an override. Lets a refusal skip routing."""
+    forced: str | None = None
+    """The kind of operator override in force on this view (``"open"``/``"closed"``), if any."""
+    forced_until: float = float("-inf")
+    """Until when (monotonic) that override is in force, as this process measures it."""
     hot_until: float = field(init=False)
     """Until when a call may take the hot path (a bare call, nothing recorded): while the view
     is closed and fresh, and no failure waits for a success to reset it. One comparison."""
@@ -87,13 +99,21 @@ def make_view(
     extra: float = 0.0,
     held_until: float = float("-inf"),
     counting: bool = False,
+    wall: float = float("-inf"),
 ) -> View:
     """The view of ``record`` read at monotonic ``now`` (first seen at ``seen_at``), fresh
     until the record could change; ``extra`` seconds longer while the store is in backoff.
 
     A closed record under a hold (``now < held_until``) makes a view that is not closed (the
-    hot path refuses it) and goes stale when the hold ends."""
+    hot path refuses it) and goes stale when the hold ends. An operator's override in force
+    (measured with the wall clock reading ``wall``: ``_overrides``) decides alone, and its view
+    goes stale when it ends. In shadow mode no view refuses by itself (``refuse_until``)."""
     max_age = config.local_cache_max_age + extra
+    if record.override is not None:
+        left = overrides.remaining(record, elapsed=now - seen_at, now=wall)
+        if left > 0.0:
+            base = View(record, now, now, closed=True, local=local, absent=absent, seen_at=seen_at)
+            return _forced_view(base, config, fresh_for=max_age, left=left, counting=counting)
     state = record.state
     if state is CircuitState.CLOSED:
         ttl = max_age
@@ -114,7 +134,9 @@ def make_view(
                 ttl = min(ttl, remaining)
     closed = state is CircuitState.CLOSED
     refuse_until = float("-inf")
-    if state is CircuitState.OPEN:
+    if config.shadow:
+        pass  # a shadow breaker never refuses: routing decides what it would have done
+    elif state is CircuitState.OPEN:
         refuse_until = seen_at + open_period(record, config)
     elif record.probe_owner is not None:
         refuse_until = seen_at + claim_period(record, config)
@@ -129,7 +151,7 @@ def make_view(
             absent=absent,
             seen_at=seen_at,
             held_until=held_until,
-            refuse_until=held_until,
+            refuse_until=float("-inf") if config.shadow else held_until,
         )
     return View(
         record,
@@ -141,6 +163,34 @@ def make_view(
         seen_at,
         counting=counting,
         refuse_until=refuse_until,
+    )
+
+
+def _forced_view(
+    base: View, config: Config, *, fresh_for: float, left: float, counting: bool
+) -> View:
+    """``base`` (read at ``base.read_at``) under its record's override, ``left`` seconds more:
+    forced open refuses every call, forced closed admits every call (and records it: nothing
+    trips); the view goes stale when the override ends."""
+    now = base.read_at
+    end = now + left
+    override = base.record.override
+    assert override is not None
+    if override.kind == FORCED_OPEN:
+        return replace(
+            base,
+            fresh_until=min(now + fresh_for, end),
+            closed=False,
+            refuse_until=float("-inf") if config.shadow else end,
+            forced=override.kind,
+            forced_until=end,
+        )
+    return replace(
+        base,
+        fresh_until=min(now + fresh_for, end),
+        counting=counting,
+        forced=override.kind,
+        forced_until=end,
     )
 
 

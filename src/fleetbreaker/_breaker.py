@@ -35,6 +35,8 @@ from dataclasses import replace
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from fleetbreaker import _fleet_settings as fleet_settings
+from fleetbreaker import _operator as operator
+from fleetbreaker import _overrides as overrides
 from fleetbreaker import _protocol as protocol
 from fleetbreaker import _quorum as quorum
 from fleetbreaker import _schedule as schedule
@@ -67,7 +69,7 @@ from fleetbreaker._info import CircuitInfo, CircuitTransition
 from fleetbreaker._judges import failing_value, retry_after_hint
 from fleetbreaker._limits import sane_wall
 from fleetbreaker._own_claims import OwnClaims
-from fleetbreaker._protocol import ABSENT, Cause, CircuitState, Record, Route
+from fleetbreaker._protocol import ABSENT, FORCED_CLOSED, Cause, CircuitState, Record, Route
 from fleetbreaker._rules import Rules
 from fleetbreaker._shells import Fired, value_recorder, wrap_async, wrap_sync
 from fleetbreaker._steps import CompareAndSet, Load, Steps, Wait, adrive, drive, resolve
@@ -171,9 +173,13 @@ class CircuitBreaker:
     ) -> None:
         self.name = check_circuit_name(name)
         check_settings(store, config, on_circuit_open, on_transition)
+        self.config = Config() if config is None else config
         self.store: Store = MemoryStore() if store is None else store
         self.store.check_name(self.name)  # e.g. DynamoDB's partition key length, here not later
-        self.config = Config() if config is None else config
+        self._shadow = self.config.shadow
+        if self._shadow:
+            # Shadow mode never touches the fleet's store: this process's circuit is its own.
+            self.store = MemoryStore()
         self.on_circuit_open = on_circuit_open
         self.on_transition = on_transition
         self._transition_hook = HookRunner(f"circuit {self.name!r}: on_transition hook")
@@ -296,6 +302,72 @@ class CircuitBreaker:
         """
         return Guard(self)
 
+    # --- operator actions (fleet-wide, written to the record) ------------------------------
+
+    def force_open(self, *, duration: float, reason: str, actor: str | None = None) -> CircuitInfo:
+        """Make every process of the fleet refuse every call for ``duration`` seconds (at
+        most ``record_ttl``), within each one's ``local_cache_max_age``.
+
+        ``reason`` is required; ``actor`` defaults to ``user@host``. The state underneath
+        keeps running and resumes when the override ends. Raises ``ConfigError`` for a bad
+        argument, ``StoreError`` when the store fails, ``OverrideConflictError`` when another
+        operator changed the override at the same moment (nothing written).
+        """
+        return self._drive(self._act("force_open", duration, reason, actor))
+
+    def force_closed(
+        self, *, duration: float, reason: str, actor: str | None = None
+    ) -> CircuitInfo:
+        """Make every process admit every call for ``duration`` seconds: outcomes are still
+        observed (a trip it would have made is logged), but nothing trips and no probe is
+        claimed. Arguments and errors as ``force_open``."""
+        return self._drive(self._act("force_closed", duration, reason, actor))
+
+    def clear_override(self, *, reason: str = "", actor: str | None = None) -> CircuitInfo:
+        """End the override in force now (nothing is written when there is none)."""
+        return self._drive(self._act("clear", None, reason, actor))
+
+    def reset(self, *, reason: str, actor: str | None = None) -> CircuitInfo:
+        """Close the circuit afresh, fleet-wide: every process's counts, the open-time backoff,
+        the fleet's reports and any override are cleared; the history goes on."""
+        return self._drive(self._act("reset", None, reason, actor))
+
+    async def aforce_open(
+        self, *, duration: float, reason: str, actor: str | None = None
+    ) -> CircuitInfo:
+        """``force_open`` without blocking the event loop."""
+        return await self._adrive(self._act("force_open", duration, reason, actor))
+
+    async def aforce_closed(
+        self, *, duration: float, reason: str, actor: str | None = None
+    ) -> CircuitInfo:
+        """``force_closed`` without blocking the event loop."""
+        return await self._adrive(self._act("force_closed", duration, reason, actor))
+
+    async def aclear_override(self, *, reason: str = "", actor: str | None = None) -> CircuitInfo:
+        """``clear_override`` without blocking the event loop."""
+        return await self._adrive(self._act("clear", None, reason, actor))
+
+    async def areset(self, *, reason: str, actor: str | None = None) -> CircuitInfo:
+        """``reset`` without blocking the event loop."""
+        return await self._adrive(self._act("reset", None, reason, actor))
+
+    def _act(
+        self, verb: str, duration: object, reason: object, actor: object
+    ) -> Steps[CircuitInfo]:
+        """An operator action's steps; this process obeys its outcome at once."""
+        change, who, why = operator.plan(
+            verb, duration=duration, reason=reason, actor=actor, ttl=self.config.record_ttl
+        )
+        started = self._mono()
+        record = yield from operator.act(self.name, change, wall=self._now, actor=who, reason=why)
+        if verb == "reset":
+            with self._lock:
+                self._hold_until = float("-inf")
+                self._held = None
+                self._reported = (-1, float("-inf"))
+        return self._info(self._install(record, started))
+
     # --- sync and async shells -------------------------------------------------------------
 
     def _call_closed(
@@ -311,7 +383,7 @@ class CircuitBreaker:
         elif self._failures:
             self._closed_succeeded(view)
         if _tally.SWITCH.on and self._plain:  # metrics (a recorded call's recorder counts it)
-            self._tally.succeeded()
+            self._tally.succeeded(view)
         return result
 
     async def _acall_closed(
@@ -327,7 +399,7 @@ class CircuitBreaker:
         elif self._failures:
             self._closed_succeeded(view)
         if _tally.SWITCH.on and self._plain:  # metrics (a recorded call's recorder counts it)
-            self._tally.succeeded()
+            self._tally.succeeded(view)
         return result
 
     def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
@@ -509,7 +581,7 @@ class CircuitBreaker:
         self, view: View, exc: Exception, start: float | None
     ) -> tuple[Cause, int] | None:
         """Record a closed-path call that raised: the cause to trip with if a rule fired."""
-        self._tally.raised(exc, start)  # metrics
+        self._tally.raised(view, exc, start)  # metrics
         if _switch.bypassed() or not self.config.counts(exc):
             return None  # an ignored exception counts in neither numerator nor denominator
         return self._count_bad(view, failed=True, slow=self._is_slow(start))
@@ -629,6 +701,9 @@ class CircuitBreaker:
                 # cheaper than conditional writes, and most of a fleet's would-be claimers
                 # learn here that someone else already won.
                 view = yield from self._read(consistent=True)
+                if view.forced is not None:  # an override arrived: it decides (_route)
+                    routed = self._route(view)
+                    return Ticket(Kind.ADMIT if routed is Route.ADMIT else Kind.REJECT, view)
             new = protocol.claim(
                 view.record,
                 now=self._now(),
@@ -664,8 +739,11 @@ class CircuitBreaker:
         ``failure`` is the exception or failing value that made the rule fire (for
         ``retry_after``); the open period is drawn once, here, and stored in the record.
         """
-        period = self._open_period(0, failure)
         started = self._mono()
+        if view.forced == FORCED_CLOSED and started < view.forced_until:
+            self._would_have_tripped(view, cause, failures)
+            return
+        period = self._open_period(0, failure)
         decide = functools.partial(
             quorum.report,
             owner=self._owner,
@@ -719,6 +797,30 @@ class CircuitBreaker:
             return
         if won and new.state is CircuitState.CLOSED:
             self._reported = (episode, started)
+
+    def _would_have_tripped(self, view: View, cause: Cause, failures: int) -> None:
+        """Forced closed: log the trip the rules asked for, and count afresh."""
+        override = view.record.override
+        logger.warning(
+            "circuit %r: would have tripped (%s, %d failures) but is forced closed by %s: %s",
+            self.name,
+            cause.rule,
+            failures,
+            override.actor if override else "?",
+            override.reason if override else "?",
+            extra={
+                "circuit": self.name,
+                "from_state": view.record.state.value,
+                "to_state": "forced_closed",
+                "rule": cause.rule,
+                "epoch": view.record.epoch,
+                "actor": override.actor if override else None,
+                "reason": override.reason if override else None,
+            },
+        )
+        with self._lock:
+            self._rules.reset(view.record.episode_id)
+            self._reset_failures()
 
     def _hold(self, started: float, period: float, cause: Cause, failures: int) -> None:
         """Refuse this process's calls for ``period`` seconds, the fleet's record unchanged."""
@@ -795,6 +897,9 @@ class CircuitBreaker:
             self._install(new, started, local=True)
             return None
         expected = None if view.absent else view.record.epoch
+        # An operator's override outlives the protocol's writes; the history stays bounded.
+        seen = started - view.seen_at
+        new = overrides.carry(view.record, new, now=new.updated_at, elapsed=max(seen, 0.0))
         try:
             won = yield CompareAndSet(expected, new)
         except Exception as exc:
@@ -815,14 +920,20 @@ class CircuitBreaker:
         return sane_wall(self._clock_wall())
 
     def _route(self, view: View) -> Route:
-        if view.held_until > view.read_at and self._mono() < view.held_until:
-            return Route.REJECT  # this process holds itself open; the fleet is closed
-        return protocol.route(
-            view.record,
-            elapsed=self._mono() - view.seen_at,
-            config=self.config,
-            owner=self._owner,
-        )
+        now = self._mono()
+        if view.forced is not None and now < view.forced_until:
+            # An operator's override decides alone: no trip, no claim underneath it.
+            forced_open = view.forced != FORCED_CLOSED and not self._shadow
+            return Route.REJECT if forced_open else Route.ADMIT
+        if view.held_until > view.read_at and now < view.held_until:
+            where = Route.REJECT  # this process holds itself open; the fleet is closed
+        else:
+            where = protocol.route(
+                view.record, elapsed=now - view.seen_at, config=self.config, owner=self._owner
+            )
+        # A shadow breaker admits what it would refuse (its outcome is not counted: the view
+        # is not closed); a free probe slot is still claimed, in its private store.
+        return Route.ADMIT if where is Route.REJECT and self._shadow else where
 
     def _install(
         self, record: Record, started: float, *, local: bool = False, absent: bool = False
@@ -876,6 +987,7 @@ class CircuitBreaker:
             extra=extra,
             held_until=self._hold_until,
             counting=self._failures > 0,
+            wall=self._now(),
         )
 
     def _keep_view_through_backoff(self) -> View:
@@ -943,17 +1055,39 @@ class CircuitBreaker:
         )
 
     def _announce(self, old: Record, new: Record) -> None:
-        """Report a persisted transition; an awaitable the hook returns is run (``_hooks``)."""
-        self._tally.announced(old, new)  # metrics
+        """Log and report a persisted transition (once fleet-wide: its writer's); an awaitable
+        the hook returns is run (``_hooks``)."""
+        transition = CircuitTransition.between(self.name, old, new, shadow=self._shadow)
+        opened = new.state is CircuitState.OPEN
+        logger.log(
+            logging.WARNING if opened else logging.INFO,
+            "%scircuit %r: %s -> %s (rule %s, epoch %d)",
+            "[shadow] " if self._shadow else "",
+            self.name,
+            old.state.value,
+            new.state.value,
+            transition.rule,
+            new.epoch,
+            extra={
+                "circuit": self.name,
+                "from_state": old.state.value,
+                "to_state": new.state.value,
+                "rule": transition.rule,
+                "epoch": new.epoch,
+                "actor": self._owner,
+                "reason": transition.rule if opened else _REASONS.get(new.state),
+                "shadow": self._shadow,
+            },
+        )
         hook = self.on_transition
-        if hook is None:
-            return
-        transition = CircuitTransition.between(self.name, old, new)
-        self._transition_hook.call(hook, transition)
+        if hook is not None:
+            self._transition_hook.call(hook, transition)
 
     def _info(self, view: View) -> CircuitInfo:
         record = view.record
         now = self._mono()
+        if record.override is not None and not (view.forced and now < view.forced_until):
+            record = replace(record, override=None)  # ended, as this process measures it
         reporters = len(
             quorum.live_reports(
                 record,
@@ -982,6 +1116,11 @@ class CircuitBreaker:
                 record = replace(record, retry_at=record.updated_at + period)
         return CircuitInfo.from_record(self.name, record, local, reporters=reporters)
 
+
+_REASONS: Final = {
+    CircuitState.HALF_OPEN: "probe claimed",
+    CircuitState.CLOSED: "probe succeeded",
+}
 
 _DECIDE: Final = {
     SUCCESS: protocol.probe_succeeded,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fleetbreaker._protocol import CircuitState, Record
+from fleetbreaker._history import HistoryEntry
+from fleetbreaker._protocol import CircuitState, Override, Record
 
 if TYPE_CHECKING:
     from fleetbreaker._windows import Rates
@@ -34,6 +35,12 @@ class CircuitInfo:
     view is then OPEN (``state``, ``rule``, the rates and ``retry_at`` are its hold's) while the
     fleet's record stays closed; ``reporters`` is how many processes' reports currently count
     toward that quorum.
+
+    Operations: ``override`` is the operator's override in force (kind, until, reason, actor),
+    else ``None``; ``state`` stays the state underneath it. ``history`` is the circuit's last
+    persisted changes, oldest first (at most 20). ``probe_owner`` and ``probe_expires_at`` are
+    the probe claim, if any (the process holding it, and when it lapses, on its writer's clock);
+    ``updated_at`` is when the record was last written (``None``: no record).
     """
 
     name: str
@@ -50,6 +57,11 @@ class CircuitInfo:
     open_count: int = 0
     held_open_until: float | None = None
     reporters: int = 0
+    override: Override | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    probe_owner: str | None = None
+    probe_expires_at: float | None = None
+    updated_at: float | None = None
 
     @classmethod
     def from_record(
@@ -62,7 +74,8 @@ class CircuitInfo:
         reporters: int = 0,
     ) -> CircuitInfo:
         """The snapshot of ``record``; ``local`` is this process's (consecutive failures,
-        window rates) in the closed episode the record shows."""
+        window rates) in the closed episode the record shows. The record's override is shown
+        as it is: a caller that knows it has ended passes the record without it."""
         closed = record.state is CircuitState.CLOSED
         failure_rate, slow_call_rate = record.failure_rate, record.slow_call_rate
         failures = record.failure_count
@@ -85,6 +98,11 @@ class CircuitInfo:
             open_count=record.open_count,
             held_open_until=held_until,
             reporters=reporters,
+            override=record.override,
+            history=record.history,
+            probe_owner=record.probe_owner,
+            probe_expires_at=record.probe_expires_at,
+            updated_at=record.updated_at if record.epoch else None,
         )
 
 
@@ -109,9 +127,14 @@ class CircuitTransition:
     slow_call_rate: float | None = None
     open_count: int = 0
     retry_at: float | None = None
+    shadow: bool = False
+    """Made by a breaker in shadow mode (``Config(mode="shadow")``): what it would have done;
+    no call was refused and the store was not written."""
 
     @classmethod
-    def between(cls, name: str, old: Record, new: Record) -> CircuitTransition:
+    def between(
+        cls, name: str, old: Record, new: Record, *, shadow: bool = False
+    ) -> CircuitTransition:
         """The transition from ``old`` to ``new``."""
         opened = new.state is CircuitState.OPEN
         return cls(
@@ -126,4 +149,5 @@ class CircuitTransition:
             slow_call_rate=new.slow_call_rate if opened else None,
             open_count=new.open_count,
             retry_at=new.retry_at if opened else None,
+            shadow=shadow,
         )

@@ -12,6 +12,8 @@ from typing import Final
 __all__ = [
     "MAX_COUNT",
     "MAX_EPOCH",
+    "MAX_HISTORY",
+    "MAX_HISTORY_TEXT",
     "MAX_PAYLOAD_BYTES",
     "MAX_PERIOD",
     "MAX_RECORD_TTL",
@@ -40,6 +42,15 @@ MAX_REPORTS: Final = 32
 """Most fleet reports a record holds (``Config.fleet_minimum_reporters`` is at most this): with
 plain ASCII owners of ``MAX_TEXT`` characters they stay well inside ``MAX_PAYLOAD_BYTES``; owners
 JSON escapes can outgrow it, and a report then drops the oldest (``_quorum.report``)."""
+
+MAX_HISTORY: Final = 20
+"""Most history entries a record keeps (the last ones). Their texts are cut to
+``MAX_HISTORY_TEXT`` characters, and the oldest go first when a record would outgrow
+``MAX_PAYLOAD_BYTES`` (``_history.fitted``)."""
+
+MAX_HISTORY_TEXT: Final = 160
+"""Longest ``by`` or ``reason`` a history entry keeps, in characters (the override itself keeps
+the whole reason)."""
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 """Largest payload read as a record; a larger one is unreadable (and never parsed)."""

@@ -19,9 +19,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from fleetbreaker._limits import MAX_COUNT, MAX_EPOCH, MAX_REPORTS, MAX_TEXT, MAX_TIME
+from fleetbreaker._history import HistoryEntry, appended
+from fleetbreaker._limits import (
+    MAX_COUNT,
+    MAX_EPOCH,
+    MAX_HISTORY,
+    MAX_REPORTS,
+    MAX_TEXT,
+    MAX_TIME,
+)
 
 if TYPE_CHECKING:
     from fleetbreaker.config import Config
@@ -34,6 +42,7 @@ __all__ = [
     "SLOW_CALL_RATE",
     "Cause",
     "CircuitState",
+    "Override",
     "Record",
     "Route",
     "claim",
@@ -58,9 +67,14 @@ may claim."""
 FORMAT_VERSION = 1
 """Version of the stored record format. Readers ignore fields they do not know, so new
 policies can add fields without a version bump; bump it only for an incompatible change.
-(The policy fields -- ``open_count``, ``rule``, the rates, ``reports``, ``episode`` -- are
-such additions: a reader that predates them reads the record it always did, and a writer that
-predates them writes records without them, which read here as their defaults.)"""
+(The policy fields -- ``open_count``, ``rule``, the rates, ``reports``, ``episode`` -- and the
+operations fields -- ``override``, ``history`` -- are such additions: a reader that predates
+them reads the record it always did, and a writer that predates them writes records without
+them, which read here as their defaults. A process of an older release therefore neither obeys
+an override nor keeps one it overwrites: upgrade the fleet before relying on overrides.)"""
+
+FORCED_OPEN, FORCED_CLOSED = "open", "closed"
+"""The kinds of ``Override``."""
 
 CONSECUTIVE, FAILURE_RATE, SLOW_CALL_RATE, QUORUM = (
     "consecutive",
@@ -88,6 +102,25 @@ class Route(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """An operator's override of a circuit, fleet-wide, until ``until``.
+
+    ``kind`` is ``"open"`` (every process refuses every call) or ``"closed"`` (every process
+    admits every call; nothing trips, no probe is claimed). ``at`` is when it was set and
+    ``until`` when it ends, both as the record's writer's clock has them (like every time of a
+    record, ``until - updated_at`` is its remaining period); ``actor`` is who set it and
+    ``reason`` why. The state machine underneath keeps its own state, and resumes when the
+    override ends or is cleared.
+    """
+
+    kind: str
+    until: float
+    reason: str
+    actor: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """The shared truth about one circuit, as stored.
 
@@ -105,6 +138,9 @@ class Record:
     ``reports`` (CLOSED only) are the processes whose rules fired, as ``(owner, at)`` with
     ``at`` on the writer's clock like every time of the record; ``episode`` is the epoch that
     began the closed episode when reports have since moved the epoch on (``None``: ``epoch``).
+
+    Operations fields: ``override`` is an operator's fleet-wide override (``_overrides``), and
+    ``history`` the last ``MAX_HISTORY`` persisted changes, oldest first (``_history``).
     """
 
     state: CircuitState
@@ -125,6 +161,8 @@ class Record:
     slow_call_rate: float | None = None
     reports: tuple[tuple[str, float], ...] = ()
     episode: int | None = None
+    override: Override | None = None
+    history: tuple[HistoryEntry, ...] = ()
 
     @property
     def episode_id(self) -> int:
@@ -148,6 +186,20 @@ class Record:
             payload["reports"] = [[owner, at] for owner, at in self.reports]
         if self.episode is not None:
             payload["episode"] = self.episode
+        override = self.override
+        if override is not None:
+            payload["override"] = {
+                "kind": override.kind,
+                "until": override.until,
+                "reason": override.reason,
+                "actor": override.actor,
+                "at": override.at,
+            }
+        if self.history:
+            payload["history"] = [
+                [entry.at, entry.from_state, entry.to_state, entry.by, entry.reason]
+                for entry in self.history
+            ]
         return payload
 
     def _base_payload(self) -> dict[str, object]:
@@ -201,6 +253,8 @@ class Record:
             slow_call_rate=_opt_rate(payload.get("slow_call_rate"), "slow_call_rate"),
             reports=_reports(payload.get("reports")),
             episode=_opt_int(payload.get("episode"), "episode", MAX_EPOCH - 1),
+            override=_override(payload.get("override")),
+            history=_history(payload.get("history")),
         )
         if record.state is CircuitState.OPEN and record.retry_at is None:
             raise ValueError("an open record has no retry_at")
@@ -256,6 +310,60 @@ def _reports(value: object) -> tuple[tuple[str, float], ...]:
             raise ValueError("a report has no owner")
         reports.append((owner, _float(item[1], "a report's time")))
     return tuple(reports)
+
+
+def _override(value: object) -> Override | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"override must be an object or null, got {value!r:.80}")
+    kind = value.get("kind")
+    if kind not in (FORCED_OPEN, FORCED_CLOSED):
+        raise ValueError(f"an override's kind must be 'open' or 'closed', got {kind!r:.50}")
+    return Override(
+        kind=kind,
+        until=_float(value.get("until"), "an override's until"),
+        reason=_text(value.get("reason"), "an override's reason"),
+        actor=_text(value.get("actor"), "an override's actor"),
+        at=_float(value.get("at"), "an override's at"),
+    )
+
+
+HISTORY_STATES: Final = frozenset(("closed", "open", "half_open", "forced_open", "forced_closed"))
+
+
+def _history(value: object) -> tuple[HistoryEntry, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_HISTORY:
+        raise ValueError(f"history must be a list of at most {MAX_HISTORY} entries")
+    entries = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 5:
+            raise ValueError(
+                f"a history entry must be [at, from, to, by, reason], got {item!r:.80}"
+            )
+        at, from_state, to_state, by, reason = item
+        for state in (from_state, to_state):
+            if state not in HISTORY_STATES:
+                raise ValueError(f"a history entry's state must be a known one, got {state!r:.30}")
+        entries.append(
+            HistoryEntry(
+                at=_float(at, "a history entry's time"),
+                from_state=from_state,
+                to_state=to_state,
+                by=_text(by, "a history entry's by"),
+                reason=_text(reason, "a history entry's reason"),
+            )
+        )
+    return tuple(entries)
+
+
+def _text(value: object, field: str) -> str:
+    text = _opt_str(value, field)
+    if text is None:
+        raise ValueError(f"{field} must be text, got null")
+    return text
 
 
 def _opt_str(value: object, field: str) -> str | None:
@@ -359,6 +467,14 @@ def trip(
         rule=cause.rule,
         failure_rate=cause.failure_rate,
         slow_call_rate=cause.slow_call_rate,
+        history=appended(
+            record.history,
+            at=now,
+            from_state="closed",
+            to_state="open",
+            by=owner,
+            reason=cause.rule,
+        ),
     )
 
 
@@ -410,6 +526,14 @@ def probe_succeeded(record: Record, *, token: int, now: float, config: Config) -
             epoch=record.epoch + 1,
             updated_at=now,
             expires_at=now + config.record_ttl,
+            history=appended(
+                record.history,
+                at=now,
+                from_state="half_open",
+                to_state="closed",
+                by=record.probe_owner,
+                reason="probe succeeded",
+            ),
         )
     return replace(
         record,
@@ -446,6 +570,14 @@ def probe_failed(
         rule=record.rule,
         failure_rate=record.failure_rate,
         slow_call_rate=record.slow_call_rate,
+        history=appended(
+            record.history,
+            at=now,
+            from_state="half_open",
+            to_state="open",
+            by=record.probe_owner,
+            reason="probe failed",
+        ),
     )
 
 

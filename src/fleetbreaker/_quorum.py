@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from fleetbreaker import _overrides as overrides
 from fleetbreaker._limits import MAX_PAYLOAD_BYTES
 from fleetbreaker._protocol import QUORUM, Cause, CircuitState, Record, trip
 from fleetbreaker.stores.base import encode_payload
@@ -64,14 +65,17 @@ def report(
     cause: Cause,
 ) -> Record | None:
     """Add ``owner``'s report to a closed ``record``; the trip instead when it completes the
-    quorum (``fleet_minimum_reporters`` distinct live reporters). ``None`` if not closed.
+    quorum (``fleet_minimum_reporters`` distinct live reporters). ``None`` if not closed, or
+    while an operator's override is in force.
 
     The record keeps at most ``fleet_minimum_reporters - 1`` reports (the youngest): one more
     makes the quorum, and its reporter writes the trip rather than its report. It also keeps
     no more than fit in ``MAX_PAYLOAD_BYTES``, and always the reporter's own.
     """
-    if record.state is not CircuitState.CLOSED:
-        return None
+    if record.state is not CircuitState.CLOSED or overrides.remaining(
+        record, elapsed=elapsed, now=now
+    ):
+        return None  # (an operator's override: nothing trips, nobody reports)
     needed = config.fleet_minimum_reporters
     others = live_reports(record, elapsed=elapsed, window=config.effective_report_window, now=now)
     others.pop(owner, None)
@@ -102,6 +106,8 @@ def report(
         )
         # Owners JSON escapes (12 bytes for some characters) can outgrow what a store reads
         # back, and an unreadable record loses every report: the oldest go first.
-        if not carried or len(encode_payload(new).encode()) <= MAX_PAYLOAD_BYTES:
+        # (Measured without the history, which gives way to reports: _overrides.fitted.)
+        shown = replace(new, history=())
+        if not carried or len(encode_payload(shown).encode()) <= MAX_PAYLOAD_BYTES:
             return new
         carried.pop()

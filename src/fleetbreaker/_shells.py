@@ -215,7 +215,7 @@ def value_recorder(breaker: CircuitBreaker) -> Callable[[View, object, float], F
             slow = slow_after is not None and now - start >= slow_after
             failed = judge is not None and failing_value(value)
             if tallying.on:
-                tally.returned(failed=failed, slow=slow)
+                tally.returned(view, failed=failed, slow=slow)
             if failed or slow:
                 if _switch.bypassed():
                     return None

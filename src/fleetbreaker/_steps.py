@@ -139,6 +139,8 @@ def _count(tally: Tally | None, op: Op, outcome: object, seconds: float) -> None
         result = _tally.ERROR if failed else _tally.OK
         tally.operated(_tally.LOAD, result, seconds)
     else:
+        if not failed and outcome:
+            tally.wrote(op.record)
         result = _tally.ERROR if failed else _tally.OK if outcome else _tally.LOST
         tally.operated(_tally.COMPARE_AND_SET, result, seconds)
 

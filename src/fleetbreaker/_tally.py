@@ -16,6 +16,10 @@ into a metrics library.
 
 The labels kept are bounded: outcomes and states are fixed sets, and a circuit keeps at most
 :data:`MAX_ERROR_TYPES` distinct exception names (any further one counts as :data:`OTHER`).
+
+A shadow breaker (``Config(mode="shadow")``) counts what it would have done: a call it would
+have refused is made, and counted as rejected (its outcome is not counted, as its rules do not
+count it); its transitions and probes are those of its private store.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from fleetbreaker._fork import reset_after_fork
 
 if TYPE_CHECKING:
+    from fleetbreaker._admission import View
     from fleetbreaker._breaker import CircuitBreaker
     from fleetbreaker._protocol import Record
     from fleetbreaker.config import Config
@@ -232,6 +237,7 @@ class Tally:
         "_lock",
         "_operations",
         "_probes",
+        "_shadow",
         "_transitions",
         "clock",
         "name",
@@ -243,6 +249,7 @@ class Tally:
         self.name = name
         self.clock = clock  # the breaker's monotonic clock: times slow calls and store operations
         self._config = config
+        self._shadow = config.shadow
         # Counted by the call shells with next(): no lock. Never replaced, so a shell may keep
         # the counter itself in a local.
         self.successes = itertools.count()  # successes that were not slow
@@ -263,9 +270,9 @@ class Tally:
 
     # --- calls -----------------------------------------------------------------------------
 
-    def succeeded(self) -> None:
-        """A call that was not slow returned, and no rule judged it a failure."""
-        if SWITCH.on:
+    def succeeded(self, view: View) -> None:
+        """A call admitted on ``view`` returned, was not slow, and no rule judged it a failure."""
+        if SWITCH.on and not self._would_refuse(view):
             next(self.successes)
 
     def rejected(self) -> None:
@@ -273,19 +280,20 @@ class Tally:
         if SWITCH.on:
             next(self.rejections)
 
-    def raised(self, exc: Exception, start: float | None) -> None:
-        """A closed-path call that began at monotonic ``start`` (``None``: not timed) raised
+    def raised(self, view: View, exc: Exception, start: float | None) -> None:
+        """A call admitted on ``view`` at monotonic ``start`` (``None``: not timed) raised
         ``exc``: a failure, or ignored when the config does not count it."""
-        if not SWITCH.on:
+        if not SWITCH.on or self._would_refuse(view):
             return
         slow_after = self._config.slow_call_duration_threshold
         slow = slow_after is not None and start is not None and self.clock() - start >= slow_after
         outcome = FAILURE if self._config.counts(exc) else IGNORED
         self._count_call(outcome, error_type(exc), slow=slow)
 
-    def returned(self, *, failed: bool, slow: bool) -> None:
-        """A closed-path call returned: a failure when ``record_result`` judged its value one."""
-        if not SWITCH.on:
+    def returned(self, view: View, *, failed: bool, slow: bool) -> None:
+        """A call admitted on ``view`` returned: a failure when ``record_result`` judged its
+        value one."""
+        if not SWITCH.on or self._would_refuse(view):
             return
         if failed:
             self._count_call(FAILURE, RECORD_RESULT, slow=slow)
@@ -310,6 +318,15 @@ class Tally:
         elif isinstance(failure, Exception):
             self._count_call(IGNORED, error_type(failure), slow=False)
 
+    def _would_refuse(self, view: View) -> bool:
+        """Whether a call admitted on ``view`` is one a shadow breaker would have refused (and
+        counts as such); its outcome is then not counted (``_route`` admits it, on a view that
+        is not closed)."""
+        if self._shadow and not view.closed:
+            next(self.rejections)
+            return True
+        return False
+
     def _probe_error(self, failure: object) -> str:
         if isinstance(failure, Exception):
             return error_type(failure)
@@ -332,14 +349,21 @@ class Tally:
 
     # --- transitions -----------------------------------------------------------------------
 
-    def announced(self, old: Record, new: Record) -> None:
-        """This process wrote ``new`` over ``old``, in another state."""
+    def wrote(self, record: Record) -> None:
+        """This process wrote ``record`` (a compare-and-set it won): a transition when its state
+        differs from that of the newest record seen, the one it replaced.
+
+        Every record the breaker acts on came through a store operation it made (a load, or a
+        write of its own), so that record is the one its compare-and-set replaced.
+        """
         if not SWITCH.on:
             return
+        state = record.state.value
         with self._lock:
-            self._count_transition(old.state.value, new.state.value, written=True)
-            if self._last is None or new.epoch > self._last[0]:
-                self._last = (new.epoch, new.state.value)
+            last = self._last
+            if last is not None and state != last[1]:
+                self._count_transition(last[1], state, written=True)
+            self._last = (record.epoch, state)
 
     def loaded(self, record: Record | None) -> None:
         """A read found ``record`` in the store (``None``: no record, a closed circuit)."""

@@ -91,6 +91,9 @@ def _exception_types(name: str, value: object) -> ExceptionTypes:
     return types
 
 
+MODES = ("enforce", "shadow")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """How a circuit trips and recovers. Every field is validated at construction.
@@ -152,12 +155,19 @@ class Config:
     half_open_refresh: float = 0.25
     """Longest a process trusts its view of a half-open or past-due open circuit (seconds); the
     fleet's read rate during a recovery is about processes / half_open_refresh."""
+    mode: str = "enforce"
+    """``"enforce"``, or ``"shadow"``: observe and report (logs, metrics, ``on_transition``
+    with ``shadow=True``) but never refuse a call and never touch the store; the circuit is
+    this process's alone, in a private memory store. How a team rolls fleetbreaker out before
+    letting it act."""
     _probe_timeout: float = field(init=False, repr=False, compare=False)
     _max_open: float = field(init=False, repr=False, compare=False)
     _report_window: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        if not isinstance(self.mode, str) or self.mode not in MODES:
+            raise ConfigError(f"mode must be 'enforce' or 'shadow', got {self.mode!r:.50}")
         _optional_int("failure_threshold", self.failure_threshold)
         self._check_rate_rules()
         _positive_int("success_threshold", self.success_threshold)
@@ -325,6 +335,11 @@ class Config:
                 f"recovery_timeout_max"
             )
         return f"{longest} is recovery_timeout, {probe}; raise record_ttl or lower them"
+
+    @property
+    def shadow(self) -> bool:
+        """Whether the breaker only observes (``mode="shadow"``)."""
+        return self.mode == "shadow"
 
     @property
     def uses_window(self) -> bool:

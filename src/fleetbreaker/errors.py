@@ -5,6 +5,7 @@ The tree::
     CircuitBreakerError          base of everything fleetbreaker raises
     ├── CircuitOpenError         a call was refused because the circuit is open (has .circuit)
     ├── ConfigError              bad configuration or circuit name (also a ValueError)
+    ├── OverrideConflictError    another operator changed a circuit's override meanwhile
     └── StoreError               a store could not be reached or answered badly
 
 A protected call never sees ``StoreError``: the breaker logs it and fails open. It reaches
@@ -18,8 +19,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fleetbreaker._info import CircuitInfo
+    from fleetbreaker._protocol import Override
 
-__all__ = ["CircuitBreakerError", "CircuitOpenError", "ConfigError", "StoreError"]
+__all__ = [
+    "CircuitBreakerError",
+    "CircuitOpenError",
+    "ConfigError",
+    "OverrideConflictError",
+    "StoreError",
+]
 
 
 class CircuitBreakerError(Exception):
@@ -44,6 +52,12 @@ class CircuitOpenError(CircuitBreakerError):
         circuit = self.circuit
         state = getattr(circuit.state, "value", circuit.state)
         text = f"circuit {circuit.name!r} is {state}: call not attempted"
+        override = getattr(circuit, "override", None)
+        if override is not None and override.kind == "open":
+            return (
+                f"circuit {circuit.name!r} is forced open until {_utc_time(override.until)} by "
+                f"{override.actor}: {override.reason}: call not attempted"
+            )
         if circuit.retry_at is not None:
             text += f" (next probe after {_utc_time(circuit.retry_at)})"
         elif circuit.probe_in_flight:
@@ -61,6 +75,15 @@ def _utc_time(wall: float) -> str:
 
 class ConfigError(CircuitBreakerError, ValueError):
     """A configuration value or circuit name is not allowed; the message says what is."""
+
+
+class OverrideConflictError(CircuitBreakerError):
+    """Another operator set or cleared the circuit's override between this one's read and
+    write: nothing was written. ``current`` is the override now in force (``None``: none)."""
+
+    def __init__(self, message: str, current: Override | None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class StoreError(CircuitBreakerError):

@@ -28,6 +28,9 @@ histogram); a healthy call makes no store operation.
 * ``fleetbreaker.state`` / ``fleetbreaker_state``: one series per ``state`` (``closed``,
   ``open``, ``half_open``), 1 for the circuit's state in this process's view, 0 for the others
   (OPEN while this process holds itself open under a fleet quorum).
+* ``fleetbreaker.override`` / ``fleetbreaker_override``: one series per ``override``
+  (``forced_open``, ``forced_closed``), 1 for the operator override in force in this process's
+  view (the state gauge keeps showing the state machine underneath).
 * ``fleetbreaker.transitions`` / ``fleetbreaker_transitions_total``: ``from_state``,
   ``to_state``, and ``written_by_this_process``: ``true`` for a transition this process wrote,
   ``false`` for one it learned of by reading the store (counted once per process that saw it).
@@ -43,15 +46,18 @@ histogram); a healthy call makes no store operation.
   with a rate rule only).
 
 OpenTelemetry attributes are ``circuitbreaker.name``, ``circuitbreaker.state``,
-``circuitbreaker.outcome``, ``circuitbreaker.slow`` (bool), ``circuitbreaker.from_state``,
-``circuitbreaker.to_state``, ``circuitbreaker.written_by_this_process`` (bool),
-``circuitbreaker.store.operation``, ``circuitbreaker.store.result`` and ``error.type`` (there
-is no OpenTelemetry convention for circuit breakers yet). Prometheus labels are ``circuit``,
-``state``, ``outcome``, ``slow``, ``error_type`` (empty for an outcome without an error),
-``from_state``, ``to_state``, ``written_by_this_process``, ``operation`` and ``result``.
+``circuitbreaker.override``, ``circuitbreaker.outcome``, ``circuitbreaker.slow`` (bool),
+``circuitbreaker.from_state``, ``circuitbreaker.to_state``,
+``circuitbreaker.written_by_this_process`` (bool), ``circuitbreaker.store.operation``,
+``circuitbreaker.store.result`` and ``error.type`` (there is no OpenTelemetry convention for
+circuit breakers yet). Prometheus labels are ``circuit``, ``state``, ``override``,
+``outcome``, ``slow``, ``error_type`` (empty for an outcome without an error), ``from_state``,
+``to_state``, ``written_by_this_process``, ``operation`` and ``result``.
 
 Counts are this process's: sum them across the fleet in your metrics backend. Two breakers
-of one name in one process are summed into one circuit.
+of one name in one process are summed into one circuit. A shadow breaker
+(``Config(mode="shadow")``) counts a call it would have refused as ``rejected`` (the call is
+made; its outcome is not counted), and its state and transitions are its private store's.
 """
 
 from __future__ import annotations

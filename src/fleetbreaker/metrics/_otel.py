@@ -13,7 +13,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
 
 from fleetbreaker import _tally
-from fleetbreaker.metrics._sources import STATES, count_calls, samples
+from fleetbreaker.metrics._sources import OVERRIDES, STATES, count_calls, samples
 
 __all__ = ["instrument"]
 
@@ -21,6 +21,7 @@ __all__ = ["instrument"]
 # attributes live under "circuitbreaker."; error.type is the general convention's.
 NAME: Final = "circuitbreaker.name"
 STATE: Final = "circuitbreaker.state"
+OVERRIDE: Final = "circuitbreaker.override"
 OUTCOME: Final = "circuitbreaker.outcome"
 SLOW: Final = "circuitbreaker.slow"
 FROM_STATE: Final = "circuitbreaker.from_state"
@@ -71,6 +72,13 @@ def _create_instruments(provider: MeterProvider) -> _tally.DurationSink:
         [_state],
         unit="1",
         description="1 for the circuit's state in this process's view, 0 for the other states.",
+    )
+    meter.create_observable_gauge(
+        "fleetbreaker.override",
+        [_override],
+        unit="1",
+        description="1 for the operator override (forced_open, forced_closed) in force in this "
+        "process's view, 0 for the other kinds.",
     )
     meter.create_observable_counter(
         "fleetbreaker.transitions",
@@ -144,6 +152,12 @@ def _state(_options: CallbackOptions) -> Iterator[Observation]:
     for sample in samples():
         for state in STATES:
             yield Observation(int(state is sample.state), {NAME: sample.name, STATE: state.value})
+
+
+def _override(_options: CallbackOptions) -> Iterator[Observation]:
+    for sample in samples():
+        for kind in OVERRIDES:
+            yield Observation(int(kind == sample.override), {NAME: sample.name, OVERRIDE: kind})
 
 
 def _transitions(_options: CallbackOptions) -> Iterator[Observation]:

@@ -18,7 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from fleetbreaker import _tally
-from fleetbreaker.metrics._sources import STATES, Sample, count_calls, samples
+from fleetbreaker.metrics._sources import OVERRIDES, STATES, Sample, count_calls, samples
 
 __all__ = ["FleetbreakerCollector", "register"]
 
@@ -78,6 +78,12 @@ class _Families:
             "1 for the circuit's state in this process's view, 0 for the other states.",
             labels=["circuit", "state"],
         )
+        self.override = GaugeMetricFamily(
+            "fleetbreaker_override",
+            "1 for the operator override (forced_open, forced_closed) in force in this "
+            "process's view, 0 for the other kinds.",
+            labels=["circuit", "override"],
+        )
         self.transitions = CounterMetricFamily(
             "fleetbreaker_transitions",
             "State transitions this process wrote (written_by_this_process=true) or read "
@@ -114,6 +120,7 @@ class _Families:
         return [
             self.calls,
             self.state,
+            self.override,
             self.transitions,
             self.probes,
             self.operations,
@@ -128,6 +135,8 @@ class _Families:
             self.calls.add_metric([name, outcome, _bool(slow), error], count)
         for state in STATES:
             self.state.add_metric([name, state.value], int(state is sample.state))
+        for kind in OVERRIDES:
+            self.override.add_metric([name, kind], int(kind == sample.override))
         for (from_state, to_state, written), count in counts.transitions.items():
             self.transitions.add_metric([name, from_state, to_state, _bool(written)], count)
         for outcome, count in counts.probes.items():

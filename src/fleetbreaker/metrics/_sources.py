@@ -13,27 +13,31 @@ from dataclasses import dataclass, replace
 from fleetbreaker import _tally
 from fleetbreaker._admission import COLD
 from fleetbreaker._breaker import CircuitBreaker
-from fleetbreaker._protocol import CircuitState
+from fleetbreaker._protocol import FORCED_CLOSED, FORCED_OPEN, CircuitState
 from fleetbreaker._tally import Counts
 from fleetbreaker._windows import Rates
 
-__all__ = ["STATES", "Sample", "count_calls", "samples"]
+__all__ = ["OVERRIDES", "STATES", "Sample", "count_calls", "samples"]
 
 logger = logging.getLogger("fleetbreaker")
 
 STATES = tuple(CircuitState)
 """Every state: the state gauge reports each one, 1 for the current state and 0 for the others."""
+OVERRIDES = (f"forced_{FORCED_OPEN}", f"forced_{FORCED_CLOSED}")
+"""Every kind of operator override, as the logs name them: the override gauge reports each."""
 
 _switching = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One circuit as this process sees it now: its state in the local view, its counts, and
+    """One circuit as this process sees it now: its state in the local view, the operator
+    override in force in it (``forced_open``, ``forced_closed`` or ``None``), its counts, and
     the rates of this process's window (``None`` without a rate rule)."""
 
     name: str
     state: CircuitState
+    override: str | None
     counts: Counts
     rates: Rates | None
 
@@ -82,8 +86,12 @@ def samples() -> list[Sample]:
 def _sample(breaker: CircuitBreaker) -> Sample:
     counts = breaker._tally.read()
     state = breaker.state
+    view = breaker._view
+    override = None
+    if view.forced is not None and breaker._mono() < view.forced_until:
+        override = f"forced_{view.forced}"
     rates = None
     if breaker._rules.window is not None:
         with breaker._lock:  # the window is read under the breaker's lock (see _rules)
             rates = breaker._rules.rates(breaker._mono() + breaker._wall_offset)
-    return Sample(breaker.name, state, counts, rates)
+    return Sample(breaker.name, state, override, counts, rates)
