@@ -13,7 +13,7 @@ MUTATE_STAMP := $(VENV)/.installed-mutate
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,bench,testservers]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,bench,testservers,otel,prometheus]'
 	touch $(STAMP) $(CORE_STAMP)
 
 # The library alone (no dependencies): all the demo needs.

@@ -5,8 +5,10 @@ is measured on its cached, closed path: single-threaded (ns per call) and with 8
 hammering one breaker (total calls/s). Beside the bare call, a do-nothing ``*args, **kwargs``
 decorator is the yardstick of the overhead ratio: (subject - bare) / (do-nothing - bare).
 fleetbreaker runs with its default rule (consecutive failures) and with the rate rules of
-issue 8 over a time window and a count window. Peers are installed by the ``bench`` extra and
-run with their default configuration:
+issue 8 over a time window and a count window, and with its default rule while metrics count
+every call (issue 9: ``fleetbreaker.metrics`` switched on; what a scrape reads is counted
+here, the exporters themselves are never on the call's path). Peers are installed by the
+``bench`` extra and run with their default configuration:
 
 * pybreaker ``CircuitBreaker()`` and fabfuel's ``circuitbreaker.circuit``: in-process only.
 * aws-lambda-powertools ``circuit_breaker``: its only persistence layer is DynamoDB, so it runs
@@ -52,6 +54,7 @@ from fleetbreaker import (
     MemoryStore,
     SQLiteStore,
 )
+from fleetbreaker.metrics._sources import count_calls
 from local_server import DYNALITE_CLI, dynalite
 
 try:
@@ -84,6 +87,9 @@ not a must: what the hot path adds to the decorator is one ``time.monotonic()`` 
 WINDOW_RULE_MAX_COST = 2.0
 """Issue 8 must: with a time window and a slow-call rule the healthy-path cost (ns over a bare
 call) is at most this multiple of the default rule's, and still below circuitbreaker's."""
+METRICS_MAX_COST = 1.3
+"""Issue 9 must: with metrics on, the default rule's healthy call costs (ns over a bare call) at
+most this multiple of its cost with metrics off, in the same run."""
 REFUSED_MAX_VS_CIRCUITBREAKER = 1.0
 """Issue 8 must: a refused call (open circuit), raised and caught or served by a fallback,
 costs at most this multiple of circuitbreaker's refusing the same way (about 2.8 before)."""
@@ -243,6 +249,40 @@ def _open(
     return wrapped
 
 
+class MetricsOn:
+    """Metrics count calls while any runner of a metrics row runs (its threads share it).
+
+    Counting is process-wide, and the rows are measured one after the other: switching it on
+    for the rows that measure it, and off again after, leaves every other row as it was.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runners = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._runners += 1
+            if self._runners == 1:
+                count_calls(on=True)
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._runners -= 1
+            if self._runners == 0:
+                count_calls(on=False)
+
+
+def _counted(runner: Runner) -> Runner:
+    metrics_on = MetricsOn()
+
+    def run(n: int) -> None:
+        with metrics_on:
+            runner(n)
+
+    return run
+
+
 def fleetbreaker_subjects(stack: ExitStack) -> list[Subject]:
     memory = MemoryStore()
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleetbreaker-bench-")))
@@ -251,6 +291,9 @@ def fleetbreaker_subjects(stack: ExitStack) -> list[Subject]:
 
     def memory_decorated() -> Runner:
         return _decorated(CircuitBreaker(CIRCUIT, store=memory)(downstream))
+
+    def memory_decorated_counted() -> Runner:
+        return _counted(_decorated(CircuitBreaker(CIRCUIT, store=memory)(downstream)))
 
     def sqlite_decorated() -> Runner:
         return _decorated(CircuitBreaker(CIRCUIT, store=sqlite)(downstream))
@@ -298,6 +341,11 @@ def fleetbreaker_subjects(stack: ExitStack) -> list[Subject]:
 
     return [
         Subject("fb-memory", "fleetbreaker MemoryStore @breaker", memory_decorated),
+        Subject(
+            "fb-metrics",
+            "fleetbreaker (metrics on) MemoryStore @breaker",
+            memory_decorated_counted,
+        ),
         Subject("fb-sqlite", "fleetbreaker SQLiteStore @breaker", sqlite_decorated),
         Subject("fb-call", "fleetbreaker MemoryStore .call()", memory_call),
         Subject("fb-guard", "fleetbreaker MemoryStore guard()", memory_guard),
@@ -648,6 +696,7 @@ def report(subjects: dict[str, Subject], mode: Mode) -> list[tuple[bool, bool, s
         )
 
     rule_rows = [subjects[key] for key in RULES]
+    fbm = subjects["fb-metrics"]
     checks = [
         (
             True,
@@ -694,6 +743,16 @@ def report(subjects: dict[str, Subject], mode: Mode) -> list[tuple[bool, bool, s
                 f"every rule: {THREADS}T/1T >= the GIL's ceiling ({bare_threads:.2f}x) - "
                 f"{THREAD_NOISE:.0%}: "
                 + ", ".join(f"{RULES[s.key]} {threads(s):.2f}x" for s in rule_rows)
+            ),
+        ),
+        (
+            True,
+            cost(fbm) <= METRICS_MAX_COST * cost(fb),
+            (
+                f"metrics on: the default rule's healthy call <= {METRICS_MAX_COST:g}x its cost "
+                f"with metrics off: {cost(fbm):.0f} ns vs {cost(fb):.0f} ns = "
+                f"{cost(fbm) / cost(fb):.2f}x ({fbm.ns:.0f} vs {fb.ns:.0f} ns/call with the "
+                f"bare call's = {fbm.ns / fb.ns:.2f}x)"
             ),
         ),
         refusal(subjects["fb-open"], ""),

@@ -14,6 +14,7 @@ DYNALITE_CLI = ROOT / "node_modules" / "dynalite" / "cli.js"
 ROWS = [
     "bare call",
     "fleetbreaker MemoryStore @breaker",
+    "fleetbreaker (metrics on) MemoryStore @breaker",
     "fleetbreaker SQLiteStore @breaker",
     "fleetbreaker MemoryStore .call()",
     "fleetbreaker MemoryStore guard()",
@@ -27,6 +28,7 @@ CHECKS = [
     "must  below pybreaker's",
     "goal  no slower than circuitbreaker",
     "goal  8 threads >= single-thread throughput",
+    "must  metrics on: the default rule's healthy call <= 1.3x its cost with metrics off",
 ]
 
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetbreaker import Config, MemoryStore
+from fleetbreaker import Config, HistoryEntry, MemoryStore, Override
 from fleetbreaker._limits import MAX_COUNT, MAX_EPOCH, MAX_REPORTS, MAX_TEXT, MAX_TIME
 from fleetbreaker._protocol import (
     CONSECUTIVE,
@@ -292,6 +292,23 @@ def test_the_previous_release_reads_a_record_with_every_policy_field_set() -> No
     old = read_by_previous_release(record)
     assert same_circuit(record, old)
     assert old.state is v1.CircuitState.CLOSED
+
+
+def test_the_previous_release_reads_a_record_with_an_override_and_history() -> None:
+    """The operations fields are ignored by the previous release: it reads the circuit."""
+    record = Record(
+        CircuitState.OPEN,
+        12,
+        opened_at=T0,
+        retry_at=T0 + 30,
+        updated_at=T0,
+        expires_at=T0 + 3600,
+        override=Override("closed", T0 + 600, "false alarm", "bob@h", T0),
+        history=tuple(HistoryEntry(T0, "closed", "open", "p", "consecutive") for _ in range(20)),
+    )
+    old = read_by_previous_release(record)
+    assert same_circuit(record, old)
+    assert old.state is v1.CircuitState.OPEN
 
 
 V1_CONFIG = Config(recovery_timeout=10, success_threshold=1, fleet_minimum_reporters=3)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from fleetbreaker import _overrides as overrides
+from fleetbreaker import _tally
 from fleetbreaker._protocol import (
     ABSENT,
     FORCED_OPEN,
@@ -68,10 +69,20 @@ class View:
     """``fresh_until`` while the view is closed, else never: one comparison admits a recorded
     call (a rate rule records every call, so a counted failure does not matter there)."""
 
+    tally_until: float = field(init=False)
+    """While metrics count calls (``_tally.SWITCH``), what ``hot_until`` would be; ``hot_until``
+    is then never, so a healthy call takes the hot path that counts it. Else never."""
+
     def __post_init__(self) -> None:
         closed_until = self.fresh_until if self.closed else float("-inf")
         object.__setattr__(self, "closed_until", closed_until)
         object.__setattr__(self, "hot_until", float("-inf") if self.counting else closed_until)
+        # Metrics (_tally): read here, so every view made while they are on routes to the
+        # counting hot path, and the hot path with metrics off pays nothing for them.
+        tallied = _tally.SWITCH.on
+        object.__setattr__(self, "tally_until", self.hot_until if tallied else float("-inf"))
+        if tallied:
+            object.__setattr__(self, "hot_until", float("-inf"))
 
 
 COLD = View(ABSENT, float("-inf"), float("-inf"), closed=True, absent=True)

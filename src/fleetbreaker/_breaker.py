@@ -40,7 +40,7 @@ from fleetbreaker import _overrides as overrides
 from fleetbreaker import _protocol as protocol
 from fleetbreaker import _quorum as quorum
 from fleetbreaker import _schedule as schedule
-from fleetbreaker import _switch
+from fleetbreaker import _switch, _tally
 from fleetbreaker._admission import (
     COLD,
     FAILURE,
@@ -186,6 +186,7 @@ class CircuitBreaker:
         clock = SystemClock() if clock is None else clock
         self._clock_wall = clock.wall
         self._mono = clock.monotonic
+        self._tally = _tally.track(self)  # metrics: this breaker's counts
 
         self._view = COLD
         self._rules = Rules(self.config)  # this process's counts in the current closed episode
@@ -381,6 +382,8 @@ class CircuitBreaker:
             self._closed_returned(view, result, start)
         elif self._failures:
             self._closed_succeeded(view)
+        if _tally.SWITCH.on and self._plain:  # metrics (a recorded call's recorder counts it)
+            self._tally.succeeded(view)
         return result
 
     async def _acall_closed(
@@ -395,6 +398,8 @@ class CircuitBreaker:
             await self._aclosed_returned(view, result, start)
         elif self._failures:
             self._closed_succeeded(view)
+        if _tally.SWITCH.on and self._plain:  # metrics (a recorded call's recorder counts it)
+            self._tally.succeeded(view)
         return result
 
     def _call_slow(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
@@ -439,6 +444,7 @@ class CircuitBreaker:
     def _short_circuit(self, view: View, args: Any, kwargs: Any, *, sync: bool = False) -> Any:
         """Refuse a call on ``view``: ``CircuitOpenError``, or the fallback's answer (the
         caller awaits an async fallback's; a sync caller is refused an awaitable one)."""
+        self._tally.rejected()  # metrics
         info = self._refusal_info(view)
         fallback = self.on_circuit_open
         if fallback is None:
@@ -575,6 +581,7 @@ class CircuitBreaker:
         self, view: View, exc: Exception, start: float | None
     ) -> tuple[Cause, int] | None:
         """Record a closed-path call that raised: the cause to trip with if a rule fired."""
+        self._tally.raised(view, exc, start)  # metrics
         if _switch.bypassed() or not self.config.counts(exc):
             return None  # an ignored exception counts in neither numerator nor denominator
         return self._count_bad(view, failed=True, slow=self._is_slow(start))
@@ -599,10 +606,10 @@ class CircuitBreaker:
         return SUCCESS, None
 
     def _drive(self, steps: Steps[R]) -> R:
-        return drive(self.store, self.name, steps)
+        return drive(self.store, self.name, steps, self._tally)
 
     async def _adrive(self, steps: Steps[R]) -> R:
-        return await adrive(self.store, self.name, steps)
+        return await adrive(self.store, self.name, steps, self._tally)
 
     # --- protocol steps (shared by sync and async) -----------------------------------------
 
@@ -839,6 +846,7 @@ class CircuitBreaker:
 
     def _settle(self, ticket: Ticket, outcome: str, failure: object = None) -> Steps[None]:
         """Record a probe's outcome, fenced by its claim token."""
+        self._tally.settled(outcome, failure)  # metrics
         if ticket.pid != os.getpid() or ticket.record is None:
             return  # a forked child inherited the frame of its parent's probe: not its claim
         try:

@@ -37,6 +37,7 @@ class Guard:
 
     def _enter(self, ticket: Ticket) -> None:
         if ticket.kind == Kind.REJECT:
+            self._breaker._tally.rejected()  # metrics
             raise CircuitOpenError(self._breaker._refusal_info(ticket.view))
         self._ticket = ticket.view if ticket.kind == Kind.ADMIT else ticket
         self._start = self._breaker._mono()

@@ -4,6 +4,11 @@ The hot path lives here, inlined, because every healthy call pays for each attri
 call frame: the plain shell (the default rule: one clock read, nothing recorded), the recorded
 shell (a rate rule or ``record_result``: every call timed and numbered without a lock), and the
 inline refusal of a view that certainly refuses. Everything off the hot path is the breaker's.
+
+While metrics are on (``_tally``) a view's ``hot_until`` is never and its ``tally_until`` takes
+its place: the plain shell's second branch is the same hot path with one ``next()`` on the
+breaker's success counter (lock-free). With metrics off that branch is never reached, and the
+hot path costs what it did.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from fleetbreaker import _switch
+from fleetbreaker import _switch, _tally
 from fleetbreaker._protocol import Cause
 from fleetbreaker.errors import CircuitOpenError
 
@@ -40,6 +45,9 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
     switch, environ, environ_key = _switch.STATE, _switch.ENVIRON, _switch.ENVIRON_KEY
     if not breaker._plain:
         return wrap_sync_recorded(breaker, fn)
+    # Metrics (_tally): the counters themselves, so that counting is one next() call.
+    tallying, tally = _tally.SWITCH, breaker._tally
+    successes, rejections = tally.successes, tally.rejections
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -53,12 +61,23 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
             except Exception as exc:
                 breaker._closed_failed(view, exc)
                 raise
+        if now < view.tally_until:
+            # The hot path while metrics are on: the same, and the success counted.
+            try:
+                value = fn(*args, **kwargs)
+            except Exception as exc:
+                breaker._closed_failed(view, exc)
+                raise
+            next(successes)
+            return value
         if (
             now < view.refuse_until
             and now < view.fresh_until
             and ((switch.forced is None and environ_key not in environ) or not _switch.bypassed())
         ):
             # ``_refuse`` inlined: during an outage this is the whole cost of a call.
+            if tallying.on:
+                next(rejections)
             cached = breaker._refused
             info = cached[1] if cached[0] is view else refusal_info(view)
             fallback = breaker.on_circuit_open
@@ -77,16 +96,26 @@ def wrap_async(breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]) -> Callab
     mono, acall_slow = breaker._mono, breaker._acall_slow
     if not breaker._plain:
         return wrap_async_recorded(breaker, fn)
+    successes = breaker._tally.successes
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         view = breaker._view
-        if mono() < view.hot_until:
+        now = mono()
+        if now < view.hot_until:
             try:
                 return await fn(*args, **kwargs)
             except Exception as exc:
                 await breaker._aclosed_failed(view, exc)
                 raise
+        if now < view.tally_until:
+            try:
+                value = await fn(*args, **kwargs)
+            except Exception as exc:
+                await breaker._aclosed_failed(view, exc)
+                raise
+            next(successes)
+            return value
         return await acall_slow(fn, args, kwargs)
 
     return wrapper
@@ -100,6 +129,7 @@ def wrap_sync_recorded(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[
         wall_offset = breaker._wall_offset
         slow_after = math.inf if breaker._slow_after is None else breaker._slow_after
         evaluate = breaker._evaluate
+        tallying, successes = _tally.SWITCH, breaker._tally.successes
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -121,6 +151,8 @@ def wrap_sync_recorded(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[
                 if now - start >= slow_after:
                     fired = record(view, result, start)
                 else:
+                    if tallying.on:  # metrics: a fast success (``record`` counts the others)
+                        next(successes)
                     number = next(window.numbers)
                     now += wall_offset
                     if now < window.next_bucket_at and number != window.reach:
@@ -175,12 +207,15 @@ def value_recorder(breaker: CircuitBreaker) -> Callable[[View, object, float], F
         breaker._evaluate,
         breaker._failing_value,
     )
+    tallying, tally = _tally.SWITCH, breaker._tally
 
     def record(view: View, value: object, start: float) -> Fired | None:
         try:
             now = mono()
             slow = slow_after is not None and now - start >= slow_after
             failed = judge is not None and failing_value(value)
+            if tallying.on:
+                tally.returned(view, failed=failed, slow=slow)
             if failed or slow:
                 if _switch.bypassed():
                     return None

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetbreaker import CircuitState, MemoryStore
+from fleetbreaker import CircuitState, HistoryEntry, MemoryStore, Override
 from fleetbreaker._limits import MAX_EPOCH, MAX_PAYLOAD_BYTES, MAX_TIME
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.base import encode_payload
@@ -90,8 +90,16 @@ def test_other_clients_see_writes(harness: Harness) -> None:
         ),
         rec(1, opened_at=1700000000.123456, retry_at=1700000030.654321, updated_at=0.1 + 0.2),
         rec(MAX_EPOCH - 1, CircuitState.CLOSED, retry_at=None, opened_at=None, failure_count=0),
+        rec(
+            9,
+            override=Override("open", NOW + 900, "ü INC-1 \u2028 \U0001f525", "alice@h", NOW),
+            history=tuple(
+                HistoryEntry(NOW + i, "open", "forced_open", "ü" * 40, "\U0001f525" * 10)
+                for i in range(20)
+            ),
+        ),
     ],
-    ids=["half-open-claim", "sub-microsecond-times", "huge-epoch"],
+    ids=["half-open-claim", "sub-microsecond-times", "huge-epoch", "override-and-history"],
 )
 def test_records_round_trip_exactly(harness: Harness, record: Record) -> None:
     """Every field, including sub-second times and huge epochs, reads back exactly."""
@@ -400,7 +408,9 @@ _VALID_PAYLOADS = st.builds(
 PAYLOADS = st.builds(
     lambda fields, changes: {"v": 1, **fields, **changes},
     _VALID_PAYLOADS,
-    st.dictionaries(st.sampled_from([*VALID_FIELDS, "extra"]), _ANY, max_size=1),
+    st.dictionaries(
+        st.sampled_from([*VALID_FIELDS, "override", "history", "extra"]), _ANY, max_size=1
+    ),
 )
 
 
