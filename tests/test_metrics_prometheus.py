@@ -267,7 +267,7 @@ def test_the_dashboard_and_alert_rules_name_real_metrics(
         "Store operation latency (p99)",
     ]
     queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    section = (DOCS / "_metrics_section.md").read_text(encoding="utf-8")
+    section = (DOCS / "operations.md").read_text(encoding="utf-8")
     alerts = section.split("### Alert rules", 1)[1].split("### Grafana", 1)[0]
     for text in [*queries, alerts]:
         named = set(re.findall(r"\bfleetbreaker_\w+", text))
