@@ -500,3 +500,21 @@ def test_a_skewed_clock_neither_ends_nor_extends_an_override_past_first_sight(
     assert refused(b) is not None
     skewed.advance(1)
     assert refused(b) is None
+
+
+def test_clear_of_the_override_seen_never_clears_a_newer_one() -> None:
+    """A clear told which override it saw refuses when another replaced it meanwhile."""
+    store = MemoryStore()
+    operations.force_open(store, "svc", duration=60, reason="maintenance", actor="alice")
+    seen = operations.read(store, "svc")
+    assert seen is not None
+    operations.force_open(store, "svc", duration=600, reason="longer", actor="bob")
+    with pytest.raises(OverrideConflictError, match="bob forced it open"):
+        operations.clear_override(store, "svc", actor="carol", expected=seen.override)
+    info = operations.read(store, "svc")
+    assert info is not None
+    assert info.override is not None
+    assert info.override.actor == "bob"
+    current = info.override
+    cleared = operations.clear_override(store, "svc", actor="carol", expected=current)
+    assert cleared.override is None

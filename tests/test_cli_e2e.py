@@ -487,8 +487,19 @@ def test_a_write_to_an_unknown_circuit_exits_4(sqlite_target: Target, verb: str)
     assert sqlite_target.store.load("paymnts") is None
 
 
-def test_create_forces_a_circuit_no_process_used_yet(sqlite_target: Target) -> None:
-    """`open --create` sets an override on a circuit with no record; --json shows it."""
+def test_open_pre_empts_a_circuit_no_process_used_yet(sqlite_target: Target) -> None:
+    """`open` on a name with no record (and none close to it) sets the override, and says so."""
+    plant_closed(sqlite_target.store, "payments", time.time())
+    result = sqlite_target.run("open", "checkout", "--for", "90", "--reason", "pre-empt", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "pre-empts it" in result.stderr
+    circuit = json.loads(result.stdout)["circuit"]
+    assert (circuit["name"], circuit["effective_state"]) == ("checkout", "forced_open")
+
+
+def test_create_forces_a_circuit_whose_name_is_close_to_another(sqlite_target: Target) -> None:
+    """`open --create` sets an override on a name close to a known one; --json shows it."""
+    plant_closed(sqlite_target.store, "checkouts", time.time())
     result = sqlite_target.run(
         "open", "checkout", "--for", "90", "--reason", "pre-empt", "--create", "--json"
     )

@@ -93,8 +93,20 @@ def default_actor() -> str:
 
 def _override_key(record: Record, now: float) -> tuple[str, str, str] | None:
     """What identifies the override in force (its dates move when a process re-dates it)."""
-    override = overrides.active(record, elapsed=0.0, now=now)
+    return _key(overrides.active(record, elapsed=0.0, now=now))
+
+
+def _key(override: Override | None) -> tuple[str, str, str] | None:
     return None if override is None else (override.kind, override.actor, override.reason)
+
+
+def _changed(current: Override | None) -> str:
+    if current is None:
+        return "the override was cleared since it was read; nothing written"
+    return (
+        f"the override in force is no longer the one read: {current.actor} forced it "
+        f"{current.kind} ({current.reason}); nothing written"
+    )
 
 
 def act(
@@ -161,10 +173,19 @@ def _log(name: str, new: Record, actor: str, reason: str) -> None:
 
 
 def plan(
-    verb: str, *, duration: object = None, reason: object, actor: object, ttl: float
+    verb: str,
+    *,
+    duration: object = None,
+    reason: object,
+    actor: object,
+    ttl: float,
+    expected: Override | None = None,
 ) -> tuple[Change, str, str]:
     """Check an action's arguments (``ConfigError``) and build its change: ``verb`` is
-    ``force_open``, ``force_closed``, ``clear`` or ``reset``. Returns (change, actor, reason)."""
+    ``force_open``, ``force_closed``, ``clear`` or ``reset``. Returns (change, actor, reason).
+
+    ``expected`` (for ``clear``) is the override the operator saw: if another is in force by
+    the time of the write, nothing is cleared (``OverrideConflictError``)."""
     who = operator_actor(actor)
     if verb in ("force_open", "force_closed"):
         seconds = check_duration(duration, ttl)
@@ -188,6 +209,10 @@ def plan(
         why = check_reason(reason, required=False)
 
         def clear(record: Record, now: float) -> Record | None:
+            if expected is not None:
+                current = overrides.active(record, elapsed=0.0, now=now)
+                if _key(current) != _key(expected):
+                    raise OverrideConflictError(_changed(current), current)
             return overrides.cleared(record, now=now, elapsed=0.0, reason=why, actor=who, ttl=ttl)
 
         return clear, who, why

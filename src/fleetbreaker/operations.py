@@ -22,7 +22,7 @@ from fleetbreaker import _overrides as overrides
 from fleetbreaker._breaker import check_circuit_name
 from fleetbreaker._info import CircuitInfo
 from fleetbreaker._limits import sane_wall
-from fleetbreaker._protocol import Record
+from fleetbreaker._protocol import Override, Record
 from fleetbreaker._steps import drive
 from fleetbreaker.config import Config
 from fleetbreaker.errors import ConfigError
@@ -85,9 +85,15 @@ def clear_override(
     reason: str = "",
     actor: str | None = None,
     record_ttl: float | None = None,
+    expected: Override | None = None,
 ) -> CircuitInfo:
-    """End ``name``'s override now (nothing is written when it has none in force)."""
-    return _run(store, name, "clear", None, reason, actor, record_ttl)
+    """End ``name``'s override now (nothing is written when it has none in force).
+
+    ``expected`` is the override the operator looked at (``read(...).override``): when
+    another one is in force by the time of the write, nothing is cleared and
+    ``OverrideConflictError`` says what is.
+    """
+    return _run(store, name, "clear", None, reason, actor, record_ttl, expected)
 
 
 def reset(
@@ -116,9 +122,12 @@ def _run(  # noqa: PLR0917 - the public functions' own arguments, passed on
     reason: object,
     actor: object,
     record_ttl: float | None,
+    expected: Override | None = None,
 ) -> CircuitInfo:
     _check(store, name)
     ttl = _DEFAULT_TTL if record_ttl is None else Config(record_ttl=record_ttl).record_ttl
-    change, who, why = operator.plan(verb, duration=duration, reason=reason, actor=actor, ttl=ttl)
+    change, who, why = operator.plan(
+        verb, duration=duration, reason=reason, actor=actor, ttl=ttl, expected=expected
+    )
     record = drive(store, name, operator.act(name, change, wall=_wall, actor=who, reason=why))
     return info_of(name, record, _wall())

@@ -146,3 +146,8 @@ def _drop_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def note(text: str) -> None:
+    """Tell the operator something beside the command's output (on stderr)."""
+    print(f"fleetbreaker: {text}", file=sys.stderr, flush=True)

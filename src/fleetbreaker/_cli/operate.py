@@ -2,8 +2,9 @@
 ``fleetbreaker.operations`` (the same records ``CircuitBreaker.force_open`` & co. write).
 
 A name with no record is exit 4 with the close matches, so that a typo never creates a
-circuit nobody uses; ``open``/``close --create`` set an override on a circuit no process has
-used yet (or whose idle record has expired). Another operator's override written between
+circuit nobody uses; ``open``/``close`` on a name with no record and no close match pre-empt
+that circuit (an operator can force a circuit no process has used yet), and ``--create``
+forces one whose name is close to another's. Another operator's override written between
 this command's read and its write is exit 1: nothing is written, and the message says what is
 in force.
 """
@@ -16,7 +17,15 @@ from collections.abc import Callable
 
 from fleetbreaker import operations
 from fleetbreaker._cli import views
-from fleetbreaker._cli.common import CommandError, Exit, emit, emit_json, no_record, open_store
+from fleetbreaker._cli.common import (
+    CommandError,
+    Exit,
+    emit,
+    emit_json,
+    no_record,
+    note,
+    open_store,
+)
 from fleetbreaker._cli.times import duration_text, human, json_time
 from fleetbreaker._info import CircuitInfo
 from fleetbreaker.errors import OverrideConflictError
@@ -31,7 +40,7 @@ def force(args: argparse.Namespace) -> int:
     action = operations.force_open if args.command_name == "open" else operations.force_closed
     with open_store(args.store) as (store, label):
         if not args.create:
-            _existing(store, label, name, hint=True)
+            _new_or_existing(store, label, name)
         info = _conflicts(
             lambda: action(
                 store, name, duration=args.duration, reason=args.reason, actor=args.actor
@@ -64,7 +73,9 @@ def clear(args: argparse.Namespace) -> int:
                 args, label, before, time.time(), f"{name!r} has no override in force: nothing done"
             )
         info = _conflicts(
-            lambda: operations.clear_override(store, name, reason=args.reason, actor=args.actor)
+            lambda: operations.clear_override(
+                store, name, reason=args.reason, actor=args.actor, expected=before.override
+            )
         )
     return _report(
         args,
@@ -92,6 +103,21 @@ def reset(args: argparse.Namespace) -> int:
         f"reset {name!r}: {views.effective_state(before)} -> {views.effective_state(info)}, "
         "failure counts and open-time backoff cleared",
     )
+
+
+def _new_or_existing(store: Store, label: str, name: str) -> None:
+    """Forcing a circuit with no record pre-empts it (said on stderr), unless its name is
+    close to one the store holds: then it is likely a typo, exit 4 unless ``--create``."""
+    if operations.read(store, name) is not None:
+        return
+    error = no_record(store, label, name)
+    if "close matches" in str(error):
+        raise CommandError(
+            error.code,
+            f"{error}; if {name!r} is right (a circuit not used yet, or idle until its "
+            "record expired), add --create",
+        )
+    note(f"note: {error}: the override pre-empts it (no process has used it yet)")
 
 
 def _existing(store: Store, label: str, name: str, *, hint: bool = False) -> CircuitInfo:

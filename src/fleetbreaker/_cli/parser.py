@@ -149,7 +149,8 @@ def build() -> argparse.ArgumentParser:
             f"Force the circuit {'open' if verb == 'open' else 'closed'} for --for: every "
             f"process of the fleet will {kind} every call (within its local_cache_max_age) "
             "until the override ends or is cleared. The reason and the actor go into the "
-            "record and its history. A name with no record is exit 4 unless --create.",
+            "record and its history. A name with no record pre-empts that circuit, unless it is "
+            "close to a name the store holds (a likely typo): then exit 4 unless --create.",
         )
         forcing.add_argument("name", metavar="NAME", help="the circuit")
         forcing.add_argument(
@@ -164,7 +165,7 @@ def build() -> argparse.ArgumentParser:
         forcing.add_argument(
             "--create",
             action="store_true",
-            help="set it even though the store holds no record of this circuit yet",
+            help="set it even though its name is close to another circuit's (not a typo)",
         )
         _actor_option(forcing)
         _json_option(forcing)
