@@ -61,6 +61,7 @@ from fleetbreaker._callables import (
     refuse_awaitable_fallback,
     split_method_descriptor,
 )
+from fleetbreaker._changes_log import log_change
 from fleetbreaker._clock import Clock, SystemClock
 from fleetbreaker._fork import reset_after_fork
 from fleetbreaker._guard import Guard
@@ -801,22 +802,18 @@ class CircuitBreaker:
     def _would_have_tripped(self, view: View, cause: Cause, failures: int) -> None:
         """Forced closed: log the trip the rules asked for, and count afresh."""
         override = view.record.override
-        logger.warning(
-            "circuit %r: would have tripped (%s, %d failures) but is forced closed by %s: %s",
+        assert override is not None  # (a forced view's record holds its override)
+        log_change(
             self.name,
-            cause.rule,
-            failures,
-            override.actor if override else "?",
-            override.reason if override else "?",
-            extra={
-                "circuit": self.name,
-                "from_state": view.record.state.value,
-                "to_state": "forced_closed",
-                "rule": cause.rule,
-                "epoch": view.record.epoch,
-                "actor": override.actor if override else None,
-                "reason": override.reason if override else None,
-            },
+            view.record.state.value,
+            "forced_closed",
+            epoch=view.record.epoch,
+            actor=override.actor,
+            reason=override.reason,
+            rule=cause.rule,
+            opening=True,
+            shadow=self._shadow,
+            what=f"kept: would have tripped ({cause.rule}, {failures} failures)",
         )
         with self._lock:
             self._rules.reset(view.record.episode_id)
@@ -1058,26 +1055,16 @@ class CircuitBreaker:
         """Log and report a persisted transition (once fleet-wide: its writer's); an awaitable
         the hook returns is run (``_hooks``)."""
         transition = CircuitTransition.between(self.name, old, new, shadow=self._shadow)
-        opened = new.state is CircuitState.OPEN
-        logger.log(
-            logging.WARNING if opened else logging.INFO,
-            "%scircuit %r: %s -> %s (rule %s, epoch %d)",
-            "[shadow] " if self._shadow else "",
+        log_change(
             self.name,
             old.state.value,
             new.state.value,
-            transition.rule,
-            new.epoch,
-            extra={
-                "circuit": self.name,
-                "from_state": old.state.value,
-                "to_state": new.state.value,
-                "rule": transition.rule,
-                "epoch": new.epoch,
-                "actor": self._owner,
-                "reason": transition.rule if opened else _REASONS.get(new.state),
-                "shadow": self._shadow,
-            },
+            epoch=new.epoch,
+            actor=self._owner,
+            reason=transition.rule or _REASONS.get(new.state),
+            rule=transition.rule,
+            opening=new.state is CircuitState.OPEN,
+            shadow=self._shadow,
         )
         hook = self.on_transition
         if hook is not None:

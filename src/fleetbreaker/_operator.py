@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 from fleetbreaker import _overrides as overrides
+from fleetbreaker._changes_log import log_change
 from fleetbreaker._limits import MAX_TEXT
 from fleetbreaker._protocol import ABSENT, FORCED_CLOSED, FORCED_OPEN, Override, Record
 from fleetbreaker._steps import CompareAndSet, Load, Steps
@@ -147,28 +148,18 @@ def _conflict(name: str, current: Override | None) -> str:
 
 
 def _log(name: str, new: Record, actor: str, reason: str) -> None:
-    """Log a written override, clear or reset once (by its writer), with stable fields:
-    WARNING for forcing a circuit open, INFO otherwise."""
+    """Log a written override, clear or reset once (by its writer)."""
     if not new.history:  # (every action appends an entry; this keeps a fitted record safe)
         return
     entry = new.history[-1]
-    logger.log(
-        logging.WARNING if entry.to_state == "forced_open" else logging.INFO,
-        "circuit %r: %s -> %s by %s: %s",
+    log_change(
         name,
         entry.from_state,
         entry.to_state,
-        actor,
-        reason or entry.reason,
-        extra={
-            "circuit": name,
-            "from_state": entry.from_state,
-            "to_state": entry.to_state,
-            "rule": None,
-            "epoch": new.epoch,
-            "actor": actor,
-            "reason": reason or entry.reason,
-        },
+        epoch=new.epoch,
+        actor=actor,
+        reason=reason or entry.reason,
+        opening=entry.to_state == "forced_open",
     )
 
 
