@@ -518,3 +518,113 @@ def test_clear_of_the_override_seen_never_clears_a_newer_one() -> None:
     current = info.override
     cleared = operations.clear_override(store, "svc", actor="carol", expected=current)
     assert cleared.override is None
+
+
+class CountingStore(MemoryStore):
+    """Counts reads, and whether each asked for a consistent one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[bool] = []
+
+    def load(self, name: str, *, consistent: bool = False) -> Record | None:
+        self.reads.append(consistent)
+        return super().load(name, consistent=consistent)
+
+
+def test_a_forced_view_is_trusted_for_local_cache_max_age() -> None:
+    """Under an override a process re-reads the record once per max age, not per call."""
+    store = CountingStore()
+    clock, a, b = fleet(store)
+    a.force_open(duration=600, reason="maintenance")
+    b.info()
+    reads = len(store.reads)
+    for _ in range(20):
+        assert refused(b) is not None
+    clock.advance(MAX_AGE - 0.01)
+    assert refused(b) is not None
+    assert len(store.reads) == reads
+    clock.advance(0.01)
+    refused(b)
+    assert len(store.reads) == reads + 1
+
+
+def test_operator_actions_read_consistently() -> None:
+    """Every read of an operator's action asks the store for a consistent read."""
+    store = CountingStore()
+    operations.force_open(store, "svc", duration=60, reason="r")
+    operations.clear_override(store, "svc")
+    operations.reset(store, "svc", reason="r")
+    assert store.reads
+    assert all(store.reads)
+
+
+def test_a_shadow_breaker_forced_open_still_makes_every_call() -> None:
+    """Shadow mode never refuses, an override included."""
+    config = Config(mode="shadow")
+    breaker = CircuitBreaker("svc", config=config, clock=FakeClock())
+    info = breaker.force_open(duration=60, reason="try it")
+    assert info.override is not None
+    assert breaker.call(ok) == "ok"
+
+    @breaker
+    def decorated() -> str:
+        return "made"
+
+    assert decorated() == "made"
+
+
+def test_durations_at_the_bounds() -> None:
+    """Half a second and exactly record_ttl are both valid durations; 256 characters too."""
+    _, a, _ = fleet()
+    assert a.force_open(duration=0.5, reason="r").override is not None
+    info = a.force_closed(duration=CONFIG.record_ttl, reason="x" * 256, actor="y" * 256)
+    assert info.override is not None
+    assert info.override.until - info.override.at == CONFIG.record_ttl
+
+
+def test_actions_record_their_actor_and_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clear and reset (sync and async) write who and why; without a user name, 'unknown'."""
+    _, a, _ = fleet()
+
+    def no_user() -> str:
+        raise KeyError("no passwd entry")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+
+    async def scenario() -> None:
+        await a.aforce_open(duration=60, reason="one", actor="alice")
+        await a.aclear_override(reason="two", actor="bob")
+        await a.aforce_closed(duration=60, reason="three", actor="carol")
+        await a.areset(reason="four", actor="dave")
+        a.force_open(duration=60, reason="five", actor="erin")
+        a.clear_override(actor="frank")
+        a.reset(reason="six")
+
+    asyncio.run(scenario())
+    history = a.info().history
+    assert [(h.by, h.reason) for h in history] == [
+        ("alice", "one"),
+        ("bob", "two"),
+        ("carol", "three"),
+        ("dave", "four"),
+        ("erin", "five"),
+        ("frank", "override cleared"),
+        (history[-1].by, "six"),
+    ]
+    assert history[-1].by.startswith("unknown@")
+
+
+def test_a_reset_ends_a_quorum_hold_in_every_process() -> None:
+    """A process holding itself open (its rules fired, no quorum yet) admits again once it
+    reads a reset: a hold belongs to the closed episode it was made in."""
+    config = Config(failure_threshold=1, fleet_minimum_reporters=2, recovery_timeout=60)
+    clock, a, b = fleet(config=config)
+    with pytest.raises(Boom):
+        b.call(fail)
+    assert b.info().held_open_until is not None
+    assert refused(b) is not None
+    a.reset(reason="false alarm")
+    clock.advance(config.local_cache_max_age)
+    assert refused(b) is None
+    assert b.info().held_open_until is None

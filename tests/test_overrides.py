@@ -310,3 +310,112 @@ def test_a_malformed_history_makes_the_record_unreadable(value: object) -> None:
     payload["history"] = value
     with pytest.raises(ValueError, match="history"):
         Record.from_payload(4, payload)
+
+
+def test_forcing_re_dates_every_deadline_of_the_record_by_the_writers_shift() -> None:
+    """Over a held probe claim with a reservation, reports and an override already in force,
+    every time moves by the writer's shift (its clock's offset less what it held)."""
+    held = Record(
+        state=CircuitState.HALF_OPEN,
+        epoch=8,
+        opened_at=T0 - 100,
+        probe_owner="p1",
+        probe_expires_at=T0 + 20,
+        updated_at=T0,
+        expires_at=T0 + WEEK,
+        reserved_for="p2",
+        reserved_until=T0 + 1,
+        reports=(("p3", T0 - 5),),
+        override=Override("closed", T0 + 600, "earlier", "bob", T0 - 50),
+    )
+    shift = 250.0  # the writer's clock is 260 s ahead of the record's, and it held it 10 s
+    new = overrides.forced(
+        held,
+        kind="open",
+        now=T0 + 260,
+        elapsed=10.0,
+        duration=60,
+        reason="now",
+        actor="alice",
+        ttl=60.0,
+    )
+    assert new.opened_at == T0 - 100 + shift
+    assert new.probe_expires_at == T0 + 20 + shift
+    assert new.reserved_until == T0 + 1 + shift
+    assert new.reports == (("p3", T0 - 5 + shift),)
+    assert new.expires_at == T0 + WEEK + shift  # longer than ttl and duration: kept
+    assert new.history[-1].from_state == "forced_closed"
+    assert new.episode is None  # not a closed record: no episode to keep
+
+
+def test_carry_re_dates_the_overrides_start_too() -> None:
+    """A carried override keeps its start where the writer's clock puts it."""
+    old = forced(closed())
+    new = replace(old, epoch=old.epoch + 1, updated_at=T0 + 150.0, override=None)
+    carried = overrides.carry(old, new, now=T0 + 150.0, elapsed=100.0)
+    assert carried.override is not None
+    assert carried.override.at == T0 + 50.0
+
+
+def test_an_override_keeps_the_record_alive_at_least_ttl_and_its_duration() -> None:
+    """The record lives at least ttl, and at least as long as the override."""
+    long = overrides.forced(
+        ABSENT, kind="open", now=T0, elapsed=0, duration=100, reason="r", actor="a", ttl=60
+    )
+    assert long.expires_at == T0 + 100
+    short = overrides.forced(
+        ABSENT, kind="open", now=T0, elapsed=0, duration=10, reason="r", actor="a", ttl=60
+    )
+    assert short.expires_at == T0 + 60
+
+
+def test_overrides_and_clears_keep_the_closed_episode() -> None:
+    """Processes keep their counts across an override and its clear (reset starts afresh)."""
+    record = closed(episode=2)
+    new = forced(record)
+    assert new.episode_id == 2
+    cleared = overrides.cleared(new, now=T0 + 1, elapsed=1, reason="", actor="a", ttl=60)
+    assert cleared is not None
+    assert cleared.episode_id == 2
+    assert cleared.expires_at >= T0 + 1 + 60
+    assert cleared.history[-1].reason == "override cleared"  # the default reason
+    assert forced(closed()).episode_id == 4  # the epoch that began it
+    assert forced(ABSENT).episode is None
+
+
+@pytest.mark.parametrize(
+    ("reader_clock", "active"),
+    [(T0 + 0.5, True), (T0 + 900.0, False), (T0 + 1000.0, False)],
+    ids=["half-a-second", "at-its-end", "at-the-records-end"],
+)
+def test_a_plausible_wall_age_counts_to_the_last_second(reader_clock: float, active: bool) -> None:
+    """Half a second of wall age counts; an age equal to the record's lifetime still does."""
+    record = replace(forced(closed()), expires_at=T0 + 1000)
+    left = overrides.remaining(record, elapsed=0.0, now=reader_clock)
+    assert (left > 0) is active
+    if active:
+        assert left == pytest.approx(899.5)
+
+
+def test_fitting_drops_only_the_oldest_entries_needed() -> None:
+    """A record one entry over the bound loses exactly that one; a fitting one is unchanged."""
+    record = closed()
+    for i in range(MAX_HISTORY):
+        record = overrides.forced(
+            record,
+            kind="open",
+            now=T0 + i,
+            elapsed=0,
+            duration=1,
+            reason="\U0001f525" * MAX_HISTORY_TEXT,
+            actor="a" * MAX_HISTORY_TEXT,
+            ttl=WEEK,
+        )
+    kept = len(record.history)
+    assert kept < MAX_HISTORY
+    size = len(encode_payload(record).encode())
+    assert size <= MAX_PAYLOAD_BYTES
+    one_more = replace(record, history=(record.history[0], *record.history))
+    assert len(encode_payload(one_more).encode()) > MAX_PAYLOAD_BYTES
+    assert overrides.fitted(one_more).history == record.history
+    assert overrides.fitted(record) is record

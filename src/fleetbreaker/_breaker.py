@@ -362,11 +362,6 @@ class CircuitBreaker:
         )
         started = self._mono()
         record = yield from operator.act(self.name, change, wall=self._now, actor=who, reason=why)
-        if verb == "reset":
-            with self._lock:
-                self._hold_until = float("-inf")
-                self._held = None
-                self._reported = (-1, float("-inf"))
         return self._info(self._install(record, started))
 
     # --- sync and async shells -------------------------------------------------------------
@@ -957,7 +952,11 @@ class CircuitBreaker:
             elif record.episode_id != self._rules.episode:
                 self._rules.reset(record.episode_id)  # a new closed episode: empty window
                 self._failures = 0
-                if new.counting:
+                if self._hold_until > float("-inf"):
+                    # A hold belongs to its episode: a new one (a reset, say) ends it.
+                    self._hold_until = float("-inf")
+                    new = self._make_view(record, now, new)
+                elif new.counting:
                     new = replace(new, counting=False)
             self._view = new
         return new

@@ -85,8 +85,6 @@ def _clamped(time: float) -> float:
 def _redated(record: Record, *, now: float, elapsed: float) -> Record:
     """``record`` re-dated for a write at ``now`` by a writer that first saw it ``elapsed``
     seconds ago: every deadline keeps the period it had left, the override included."""
-    if record.epoch == 0 and record.updated_at == 0.0:
-        return record  # nothing stored: no times to carry
     shift = now - record.updated_at - max(elapsed, 0.0)
 
     def moved(time: float | None) -> float | None:
