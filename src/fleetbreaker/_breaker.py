@@ -1060,7 +1060,7 @@ class CircuitBreaker:
             new.state.value,
             epoch=new.epoch,
             actor=self._owner,
-            reason=transition.rule or _REASONS.get(new.state),
+            reason=_REASONS.get((old.state, new.state), transition.rule),
             rule=transition.rule,
             opening=new.state is CircuitState.OPEN,
             shadow=self._shadow,
@@ -1103,9 +1103,10 @@ class CircuitBreaker:
         return CircuitInfo.from_record(self.name, record, local, reporters=reporters)
 
 
-_REASONS: Final = {
-    CircuitState.HALF_OPEN: "probe claimed",
-    CircuitState.CLOSED: "probe succeeded",
+_REASONS: Final = {  # why a transition was written, when it is not the rule that fired
+    (CircuitState.OPEN, CircuitState.HALF_OPEN): "probe claimed",
+    (CircuitState.HALF_OPEN, CircuitState.CLOSED): "probe succeeded",
+    (CircuitState.HALF_OPEN, CircuitState.OPEN): "probe failed",
 }
 
 _DECIDE: Final = {

@@ -27,6 +27,7 @@ summary of the guarantees. What the numbers mean:
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import multiprocessing
 import queue
@@ -290,6 +291,8 @@ class _Shared:
 
 def _worker(index: int, options: Options, path: Path, shared: _Shared) -> None:
     """One process of the fleet: its own store client and breaker, ``options.threads`` callers."""
+    # The demo prints its own timeline of the transitions: their log lines would interleave.
+    logging.getLogger("fleetbreaker").setLevel(logging.ERROR)
     tally, events = shared.tally, shared.events
 
     def on_transition(t: CircuitTransition) -> None:
