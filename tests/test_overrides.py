@@ -40,6 +40,24 @@ def forced(record: Record, kind: str = "open", *, now: float = T0, duration: flo
     )
 
 
+def forced_again(
+    record: Record, times: int, *, reason: str, actor: str, duration: float = 1
+) -> Record:
+    """``record`` forced open ``times`` times, a second apart (one history entry each)."""
+    for i in range(times):
+        record = overrides.forced(
+            record,
+            kind="open",
+            now=T0 + i,
+            elapsed=0,
+            duration=duration,
+            reason=reason,
+            actor=actor,
+            ttl=WEEK,
+        )
+    return record
+
+
 def read_back(record: Record) -> Record:
     """The record as a store would read it back."""
     return Record.from_payload(record.epoch, json.loads(encode_payload(record)))
@@ -203,17 +221,7 @@ huge_text = st.text(
 def test_any_override_makes_a_record_a_store_reads_back(reason: str, actor: str) -> None:
     """However long and however escaped the texts, the record fits and reads back."""
     record = closed(reports=tuple((f"p{i}" * 60, T0) for i in range(30)))
-    for i in range(MAX_HISTORY + 2):
-        record = overrides.forced(
-            record,
-            kind="open",
-            now=T0 + i,
-            elapsed=0,
-            duration=60,
-            reason=reason,
-            actor=actor,
-            ttl=WEEK,
-        )
+    record = forced_again(record, MAX_HISTORY + 2, reason=reason, actor=actor, duration=60)
     assert len(encode_payload(record).encode()) <= MAX_PAYLOAD_BYTES
     assert read_back(record) == record
     assert record.override is not None
@@ -223,18 +231,7 @@ def test_any_override_makes_a_record_a_store_reads_back(reason: str, actor: str)
 
 def test_reports_are_kept_before_history_when_space_runs_out() -> None:
     """A report fits by dropping history, not the fleet's other reports."""
-    record = closed()
-    for i in range(MAX_HISTORY):
-        record = overrides.forced(
-            record,
-            kind="open",
-            now=T0 + i,
-            elapsed=0,
-            duration=1,
-            reason="\U0001f525" * MAX_TEXT,
-            actor="a",
-            ttl=WEEK,
-        )
+    record = forced_again(closed(), MAX_HISTORY, reason="\U0001f525" * MAX_TEXT, actor="a")
     record = replace(record, override=None, reports=(("p1", T0 + 30),))
     config = Config(fleet_minimum_reporters=3)
     new = report(
@@ -399,18 +396,9 @@ def test_a_plausible_wall_age_counts_to_the_last_second(reader_clock: float, act
 
 def test_fitting_drops_only_the_oldest_entries_needed() -> None:
     """A record one entry over the bound loses exactly that one; a fitting one is unchanged."""
-    record = closed()
-    for i in range(MAX_HISTORY):
-        record = overrides.forced(
-            record,
-            kind="open",
-            now=T0 + i,
-            elapsed=0,
-            duration=1,
-            reason="\U0001f525" * MAX_HISTORY_TEXT,
-            actor="a" * MAX_HISTORY_TEXT,
-            ttl=WEEK,
-        )
+    record = forced_again(
+        closed(), MAX_HISTORY, reason="\U0001f525" * MAX_HISTORY_TEXT, actor="a" * MAX_HISTORY_TEXT
+    )
     kept = len(record.history)
     assert kept < MAX_HISTORY
     size = len(encode_payload(record).encode())
