@@ -949,6 +949,11 @@ class CircuitBreaker:
             record = new.record
             if record.state is not CircuitState.CLOSED:
                 self._hold_until = float("-inf")  # the fleet's own decision supersedes ours
+                if local:
+                    # Our own trip spends this episode's counts: should it never reach the
+                    # store, the episode's next run of failures must be able to trip again.
+                    self._rules.reset(self._rules.episode)
+                    self._failures = 0
             elif record.episode_id != self._rules.episode:
                 self._rules.reset(record.episode_id)  # a new closed episode: empty window
                 self._failures = 0
