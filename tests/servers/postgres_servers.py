@@ -4,12 +4,13 @@ The binaries are Debian's ``postgresql`` package (``make system-deps``), found u
 ``/usr/lib/postgresql/*/bin``; a missing one fails the run. PostgreSQL refuses to run as root,
 so under root the cluster belongs to the ``postgres`` system user the package creates, in a
 directory of its own under the system temp directory (pytest's is private to root). Each
-server runs in a process group of its own, so that a test can stop or kill the postmaster and
-its backends together.
+server can be stopped or killed as a whole, the postmaster and
+its backends together (found in /proc: Linux only, as the suite is).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -123,8 +124,6 @@ class PostgresServer:
             "-c",
             "fsync=off",
             "-c",
-            "synchronous_commit=off",
-            "-c",
             "full_page_writes=off",
             "-c",
             "max_connections=300",
@@ -137,7 +136,7 @@ class PostgresServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: the postmaster and backends
+                start_new_session=True,  # no terminal's signals (Ctrl-C) reach it
                 **self._user(),
             )
         self._wait_ready()
@@ -163,54 +162,85 @@ class PostgresServer:
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
-    def _signal_group(self, signum: int) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signum)
+    def _children(self) -> list[int]:
+        """The postmaster's children (backends and helpers). Each calls setsid(), so signalling
+        the postmaster's process group would miss them."""
+        assert self.process is not None
+        parent, found = self.process.pid, []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+            if int(stat.rpartition(")")[2].split()[1]) == parent:
+                found.append(int(entry.name))
+        return found
+
+    def _signal_all(self, signum: int) -> list[int]:
+        """Stop the postmaster first (it forks no backend while stopped), then signal it and
+        every child; the PIDs signalled."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        pids = [self.process.pid, *self._children()]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return pids
 
     def pause(self) -> None:
         """SIGSTOP the postmaster and every backend: connections stay open, nothing answers."""
-        self._signal_group(signal.SIGSTOP)
+        self._signal_all(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self._signal_group(signal.SIGCONT)
+        if self.process is not None:
+            self._signal_all(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the postmaster and its backends: the server vanishes mid-conversation."""
         if self.process is not None:
-            self._signal_group(signal.SIGCONT)
-            self._signal_group(signal.SIGKILL)
+            pids = self._signal_all(signal.SIGKILL)
             self.process.wait()
-            self._reap_group()
+            _wait_gone(pids)
             self.process = None
-
-    def _reap_group(self) -> None:
-        """Wait until no process of the server's group is left (backends die after it)."""
-        assert self.process is not None
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.01)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT); SIGKILL for the group if it lingers."""
         if self.process is None:
             return
-        self._signal_group(signal.SIGCONT)
+        pids = self._signal_all(signal.SIGCONT)
         self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
+            pids = self._signal_all(signal.SIGKILL)
             self.process.wait()
-        self._reap_group()
+        _wait_gone(pids)
         self.process = None
 
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _wait_gone(pids: list[int]) -> None:
+    """Wait (up to 10 s) until none of ``pids`` is left, so a restart finds its port and
+    shared memory free."""
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.005)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: a container's init may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def unique_table() -> str:
