@@ -60,7 +60,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}\Z")
 # What the columns must be (type OIDs): text, int8, text, timestamptz.
 _COLUMN_TYPES = (25, 20, 25, 1184)
 _UNDEFINED_TABLE = "42P01"
-_ALREADY_MADE = {"42P07", "23505"}  # a concurrent CREATE TABLE won: duplicate table / catalog row
+# A concurrent CREATE TABLE won: duplicate table, its row type, or a catalog row.
+_ALREADY_MADE = {"42P07", "42710", "23505"}
 
 # SQLSTATEs whose meaning a caller needs in the message.
 _HINTS = {
