@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pwd
 import shutil
 import signal
 import statistics
@@ -94,16 +95,17 @@ def postgres_server() -> Iterator[str]:
     as_user: dict[str, Any] = {}
     directory = Path(tempfile.mkdtemp(prefix="fleetbreaker-bench-pg-"))
     if os.geteuid() == 0:
-        import pwd
-
         entry = pwd.getpwnam("postgres")
         os.chown(directory, entry.pw_uid, entry.pw_gid)
         as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     data, port = directory / "data", free_port()
     try:
         subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-            + ["--no-sync", "-E", "UTF8", "--locale=C"],
+            [
+                str(bin_dir / "initdb"),
+                *("-D", str(data), "-U", "postgres", "--auth=trust"),
+                *("--no-sync", "-E", "UTF8", "--locale=C"),
+            ],
             check=True,
             capture_output=True,
             **as_user,
@@ -230,7 +232,10 @@ def round_trips(store: PostgresStore, mode: Mode) -> list[tuple[str, int]]:
     rows.append(("healthy, spread over 60 s", count_round_trips(n, paced)))
     down = CircuitBreaker(CIRCUIT + "-down", store=store)
     rows.append(
-        ("downstream down (trip, then refusals)", count_round_trips(n, lambda: down.call(failing, 1)))
+        (
+            "downstream down (trip, then refusals)",
+            count_round_trips(n, lambda: down.call(failing, 1)),
+        )
     )
     return [(label, round(trips * 10_000 / n)) for label, trips in rows]
 
@@ -288,7 +293,7 @@ def probes(store: PostgresStore, count: int) -> ProbeTimes:
     return times
 
 
-def select_round_trip(dsn: str, samples: int) -> float:
+def select_round_trip(dsn: str, samples: int) -> tuple[float, int]:
     """Median microseconds of one psycopg ``SELECT 1``: the floor under every operation."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT 1")
@@ -298,7 +303,7 @@ def select_round_trip(dsn: str, samples: int) -> float:
             conn.execute("SELECT 1")
             micros.append((time.perf_counter_ns() - start) / 1000)
         server_version = conn.info.server_version
-    return statistics.median(micros), server_version  # type: ignore[return-value]
+    return statistics.median(micros), server_version
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -320,7 +325,8 @@ def main() -> None:
     print("fleetbreaker PostgresStore (the layout of bench_redis.py, to read beside it)")
     python = sys.version.split()[0]
     major, minor = divmod(int(server_version), 10_000)
-    print(f"Python {python}, psycopg {psycopg.__version__} ({pq.__impl__}), PostgreSQL {major}.{minor}")
+    client = f"psycopg {psycopg.__version__} ({pq.__impl__})"
+    print(f"Python {python}, {client}, PostgreSQL {major}.{minor}")
     print("on 127.0.0.1 (a remote server adds its network round trip to every store figure)\n")
 
     print("Healthy path, closed circuit (ns per call, best of repeats)")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetbreaker.stores import Store
 from tests.servers.redis_servers import free_port
 
 _START_TIMEOUT_S = 30.0
@@ -145,7 +146,9 @@ class PostgresServer:
     def _wait_ready(self) -> None:
         from psycopg import pq
 
-        conninfo = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=2"
+        conninfo = (
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=2"
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while pq.PGconn.ping(conninfo.encode()) != pq.Ping.OK:
             assert self.process is not None
@@ -247,7 +250,7 @@ def unique_table() -> str:
     return f"fb_{uuid.uuid4().hex[:16]}"
 
 
-def open_store(dsn: str, table: str, timeout: float = 5.0) -> object:
+def open_store(dsn: str, table: str, timeout: float = 5.0) -> Store:
     """A PostgresStore for the test harness (module level, so a partial of it pickles).
 
     Generous timeout: on a loaded 2-core runner the bounded default would make the contract
@@ -279,4 +282,3 @@ def postgres_server_factory() -> Iterator[Callable[[], PostgresServer]]:
     yield start
     for server in started:
         server.remove()
-

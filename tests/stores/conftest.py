@@ -197,7 +197,7 @@ def postgres_harness(postgres_server: postgres_servers.PostgresServer) -> Iterat
 
     table = postgres_servers.unique_table()
     factory = functools.partial(postgres_servers.open_store, postgres_server.dsn, table)
-    creator = factory()
+    creator: Store = factory()
     creator.names()  # creates the table
     creator.close()
     raw = psycopg.connect(postgres_server.dsn, autocommit=True)
@@ -232,7 +232,7 @@ def postgres_harness(postgres_server: postgres_servers.PostgresServer) -> Iterat
                 pytest.skip("postgres: a text column refuses bytes that are not UTF-8 (asserted)")
         raw.execute(upsert, (name, epoch, payload))
 
-    harness = Harness("postgres", factory, factory, corrupt, foreign, plant)  # type: ignore[arg-type]
+    harness = Harness("postgres", factory, factory, corrupt, foreign, plant)
     yield harness
     harness.close()
     raw.execute(f"DROP TABLE {table}")

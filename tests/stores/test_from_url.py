@@ -23,7 +23,7 @@ from fleetbreaker.stores.postgres import PostgresStore
 from fleetbreaker.stores.redis import RedisStore
 from tests.servers.dynamodb_servers import REGION, raw_client, unique_table
 from tests.servers.dynamodb_servers import ServerProcess as DynamoServer
-from tests.servers.postgres_servers import PostgresServer, unique_table
+from tests.servers.postgres_servers import PostgresServer
 from tests.servers.redis_servers import ServerProcess, make_tls_files
 
 
@@ -174,7 +174,7 @@ def test_dynamodb_region_joins_the_callers_boto_config(aws_sandbox: None) -> Non
 def test_postgres_urls(postgres_server: PostgresServer, scheme: str) -> None:
     """postgresql:// and postgres:// reach the session's PostgreSQL; ?table= and ?timeout= are
     fleetbreaker's, other query options (application_name) are libpq's."""
-    table = unique_table()
+    table = "fb_url_" + scheme
     url = (
         f"{scheme}://postgres@127.0.0.1:{postgres_server.port}/postgres"
         f"?table={table}&timeout=5&application_name=url-test"

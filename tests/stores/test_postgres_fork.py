@@ -137,7 +137,9 @@ def test_store_reconnects_even_without_the_fork_hook(
     store._pid = -1  # as if forked by a path that skipped the os.register_at_fork hooks
     store.load("c")
     after = _backend_pids(store)
-    assert before and after and not before & after
+    assert before
+    assert after
+    assert not before & after
     store.close()
 
 
@@ -152,13 +154,13 @@ def test_a_child_refuses_its_parents_pool_with_the_fix(
     reader, writer = os.pipe()
     pid = _fork()
     if pid == 0:
-        message = b"no error"
+        report = b"no error"
         try:
             store.load("c")
-        except Exception as exc:  # noqa: BLE001 - reported to the parent
-            message = str(exc).encode()
+        except Exception as exc:
+            report = str(exc).encode()
         finally:
-            os.write(writer, message[:4000])
+            os.write(writer, report[:4000])
             os._exit(0)
     os.close(writer)
     os.waitpid(pid, 0)
@@ -168,4 +170,3 @@ def test_a_child_refuses_its_parents_pool_with_the_fix(
     assert "Make the pool and the store in the child" in message
     assert store.load("c") == _record(1)  # the parent's pool is untouched
     pool.close()
-

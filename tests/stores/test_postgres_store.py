@@ -102,9 +102,11 @@ def test_bad_configuration_is_a_config_error(
 
 def test_dsn_and_pool_together_are_refused(postgres_server: PostgresServer) -> None:
     """A DSN and a pool are two sources of settings: one only."""
-    with psycopg_pool.ConnectionPool(postgres_server.dsn, min_size=0, max_size=1, open=True) as pool:
-        with pytest.raises(ConfigError, match="give a DSN or pool=/async_pool=, not both"):
-            PostgresStore(postgres_server.dsn, pool=pool)
+    with (
+        psycopg_pool.ConnectionPool(postgres_server.dsn, min_size=0, max_size=1, open=True) as pool,
+        pytest.raises(ConfigError, match="give a DSN or pool=/async_pool=, not both"),
+    ):
+        PostgresStore(postgres_server.dsn, pool=pool)
 
 
 def test_repr_and_messages_never_show_the_password() -> None:
@@ -164,8 +166,10 @@ def test_someone_elses_table_is_refused(
     postgres_server: PostgresServer, admin: psycopg.Connection[Any], table: str
 ) -> None:
     """A table of that name with other columns or types is not written to."""
-    admin.execute(f"CREATE TABLE {table} (name text PRIMARY KEY, epoch text, payload text, "
-                  "expires_at timestamptz)")
+    admin.execute(
+        f"CREATE TABLE {table} (name text PRIMARY KEY, epoch text, payload text, "
+        "expires_at timestamptz)"
+    )
     store = PostgresStore(postgres_server.dsn, table=table)
     with pytest.raises(StoreError, match="is not fleetbreaker's: its columns"):
         store.compare_and_set("c", None, rec(1))
@@ -290,13 +294,10 @@ def test_first_use_by_many_processes_at_once_creates_the_table_once(
         start.wait()
         # Every process is waiting on the creator's catalog rows: the race is set.
         deadline = time.monotonic() + 60
-        while (
-            admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'CREATE TABLE IF NOT EXISTS%%'"
-            ).fetchone()
-            != (processes,)
-        ):
+        while admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'CREATE TABLE IF NOT EXISTS%%'"
+        ).fetchone() != (processes,):
             assert time.monotonic() < deadline, "the processes never all waited to create"
             time.sleep(0.01)
         creator.commit()
@@ -306,7 +307,7 @@ def test_first_use_by_many_processes_at_once_creates_the_table_once(
     assert sorted(map(str, outcomes.values())) == ["False"] * (processes - 1) + ["True"], outcomes
 
 
-def _racer(dsn: str, table: str, start: Any, results: Any, i: int, rounds: int) -> None:
+def _racer(dsn: str, table: str, start: Any, results: Any, i: int, *, rounds: int) -> None:
     store = PostgresStore(dsn, table=table, timeout=30)
     store.names()  # connected and checked: the race is only the writes
     for expected in [None, *range(1, rounds)]:
@@ -328,7 +329,9 @@ def test_processes_racing_on_one_epoch_exactly_one_wins_each_round(
     start, results = ctx.Barrier(processes), ctx.Queue()
     workers = [
         ctx.Process(
-            target=_racer, args=(postgres_server.dsn, table, start, results, i, rounds)
+            target=_racer,
+            args=(postgres_server.dsn, table, start, results, i),
+            kwargs={"rounds": rounds},
         )
         for i in range(processes)
     ]
@@ -362,7 +365,7 @@ def test_threads_share_a_stores_connections_safely(
             for n in range(20):
                 store.compare_and_set(f"t{i}", None if n == 0 else n, rec(n + 1))
                 assert store.load(f"t{i}") is not None
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]

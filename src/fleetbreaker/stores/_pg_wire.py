@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import psycopg
 from psycopg import pq
+from psycopg.pq.abc import PGconn, PGresult
 
 __all__ = [
     "READ",
@@ -75,12 +76,12 @@ class Result:
         self.types = types  # the columns' type OIDs
 
 
-def _message(conn: pq.PGconn, fallback: str) -> str:
+def _message(conn: PGconn, fallback: str) -> str:
     text = conn.get_error_message().strip()
     return text or fallback
 
 
-def connecting(conninfo: str) -> Conversation[pq.PGconn]:
+def connecting(conninfo: str) -> Conversation[PGconn]:
     """Open a connection; the caller owns it (``finish()``) once returned."""
     conn = pq.PGconn.connect_start(conninfo.encode())
     try:
@@ -101,7 +102,7 @@ def connecting(conninfo: str) -> Conversation[pq.PGconn]:
     return conn
 
 
-def running(conn: pq.PGconn, sql: bytes, params: Sequence[bytes | None]) -> Conversation[Result]:
+def running(conn: PGconn, sql: bytes, params: Sequence[bytes | None]) -> Conversation[Result]:
     """Run one statement (parameters and results in text format) and read its result."""
     try:
         fd = conn.socket
@@ -111,7 +112,7 @@ def running(conn: pq.PGconn, sql: bytes, params: Sequence[bytes | None]) -> Conv
         while conn.flush():
             yield fd, READ | WRITE
             conn.consume_input()
-        result: pq.PGresult | None = None
+        result: PGresult | None = None
         while True:
             conn.consume_input()
             while conn.is_busy():
@@ -134,8 +135,7 @@ def running(conn: pq.PGconn, sql: bytes, params: Sequence[bytes | None]) -> Conv
         raise WireError(f"unexpected result {pq.ExecStatus(result.status).name}")
     width = result.nfields
     rows = [
-        tuple(result.get_value(row, col) for col in range(width))
-        for row in range(result.ntuples)
+        tuple(result.get_value(row, col) for col in range(width)) for row in range(result.ntuples)
     ]
     types = tuple(result.ftype(col) for col in range(width))
     return Result(rows, int(result.command_tuples or 0), types)
@@ -160,7 +160,9 @@ def _ready(fd: int, want: int, deadline: float) -> None:
         raise TimedOutError("no answer within the timeout")
     if hasattr(select, "poll"):
         poller = select.poll()
-        poller.register(fd, (select.POLLIN if want & READ else 0) | (select.POLLOUT if want & WRITE else 0))
+        poller.register(
+            fd, (select.POLLIN if want & READ else 0) | (select.POLLOUT if want & WRITE else 0)
+        )
         # Rounded up: a wait never ends before the deadline and then looks like a timeout.
         if not poller.poll(max(1, int(remaining * 1000) + 1)):
             raise TimedOutError("no answer within the timeout")
@@ -192,7 +194,7 @@ async def _aready(loop: asyncio.AbstractEventLoop, fd: int, want: int, deadline:
         raise TimedOutError("no answer within the timeout")
     ready: asyncio.Future[bool] = loop.create_future()
 
-    def settle(answered: bool) -> None:  # noqa: FBT001 - a callback's argument
+    def settle(answered: bool) -> None:
         if not ready.done():
             ready.set_result(answered)
 

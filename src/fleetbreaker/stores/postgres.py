@@ -35,8 +35,11 @@ try:
     import psycopg
     from psycopg import pq
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.pq.abc import PGconn
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("PostgresStore needs psycopg 3: pip install 'fleetbreaker[postgres]'") from exc
+    raise ImportError(
+        "PostgresStore needs psycopg 3: pip install 'fleetbreaker[postgres]'"
+    ) from exc
 
 from fleetbreaker.stores._pg_wire import (
     Conversation,
@@ -85,7 +88,9 @@ and kept referenced so that no garbage collection closes them."""
 
 def _quoted_table(table: object) -> str:
     if not isinstance(table, str):
-        raise ConfigError(f"PostgresStore table must be text such as {DEFAULT_TABLE!r}, got {table!r}")
+        raise ConfigError(
+            f"PostgresStore table must be text such as {DEFAULT_TABLE!r}, got {table!r}"
+        )
     parts = table.split(".")
     if len(parts) > 2 or not all(_IDENTIFIER.match(part) for part in parts):
         raise ConfigError(
@@ -176,7 +181,9 @@ class PostgresStore(KeyValueStore):
         self.table = table
         self._timeout = _check_timeout(timeout)
         if not isinstance(create_table, bool):
-            raise ConfigError(f"PostgresStore create_table must be True or False, got {create_table!r}")
+            raise ConfigError(
+                f"PostgresStore create_table must be True or False, got {create_table!r}"
+            )
         self._create_table = create_table
         self._pool, self._async_pool = _check_pools(pool, async_pool)
         if dsn is not None and (pool is not None or async_pool is not None):
@@ -197,7 +204,7 @@ class PostgresStore(KeyValueStore):
             where = "pool"
         self._label = f"PostgresStore({where}, table {table!r})"
         self._sql = _Statements(self._table)
-        self._idle: list[pq.PGconn] = []
+        self._idle: list[PGconn] = []
         self._lock = threading.Lock()
         self._prepared = False  # the table is known to be in place, with the right columns
         self._pid = os.getpid()
@@ -225,7 +232,7 @@ class PostgresStore(KeyValueStore):
 
     # --- connections ---------------------------------------------------------------------
 
-    def _take_idle(self) -> pq.PGconn | None:
+    def _take_idle(self) -> PGconn | None:
         while True:
             with self._lock:
                 if not self._idle:
@@ -235,7 +242,7 @@ class PostgresStore(KeyValueStore):
                 return conn
             conn.finish()
 
-    def _give_back(self, conn: pq.PGconn) -> None:
+    def _give_back(self, conn: PGconn) -> None:
         if conn.transaction_status == pq.TransactionStatus.IDLE:
             with self._lock:
                 if len(self._idle) < _MAX_IDLE and self._pid == os.getpid():
@@ -250,7 +257,9 @@ class PostgresStore(KeyValueStore):
             if self._pool is not None:
                 return self._run_pooled(sql, params, deadline)
             if self._conninfo is None:
-                raise StoreError(f"{self._label} has only an async pool: use aload/acompare_and_set")
+                raise StoreError(
+                    f"{self._label} has only an async pool: use aload/acompare_and_set"
+                )
             conn = self._take_idle()
             if conn is None:
                 conn = drive(connecting(self._conninfo), deadline)
@@ -294,7 +303,7 @@ class PostgresStore(KeyValueStore):
         try:
             if self._async_pool is not None:
                 return await self._arun_pooled(sql, params, deadline)
-            assert self._conninfo is not None  # noqa: S101 - callers check
+            assert self._conninfo is not None
             conn = self._take_idle()
             if conn is None:
                 conninfo = await _resolved(self._conninfo, deadline)
@@ -337,7 +346,7 @@ class PostgresStore(KeyValueStore):
         return self._conninfo is None and self._async_pool is None
 
     def _statement(
-        self, conn: pq.PGconn, sql: bytes, params: Sequence[bytes | None]
+        self, conn: PGconn, sql: bytes, params: Sequence[bytes | None]
     ) -> Conversation[Result]:
         """The statement, after checking (and if need be creating) the table at first use."""
         if not self._prepared:
@@ -349,7 +358,7 @@ class PostgresStore(KeyValueStore):
                 self._prepared = False  # dropped under us: the next call checks again
             raise
 
-    def _preparing(self, conn: pq.PGconn) -> Conversation[None]:
+    def _preparing(self, conn: PGconn) -> Conversation[None]:
         try:
             found = yield from running(conn, self._sql.probe, ())
         except ServerError as exc:
@@ -503,7 +512,7 @@ def _stored(result: Result) -> Stored | None:
     return Stored(epoch, payload, held=epoch)
 
 
-def _usable(conn: pq.PGconn) -> bool:
+def _usable(conn: PGconn) -> bool:
     """Whether an idle connection is still open: a server that restarted or closed it has
     made its socket readable (a goodbye message, or end of file)."""
     if conn.status != pq.ConnStatus.OK:
@@ -517,8 +526,8 @@ def _usable(conn: pq.PGconn) -> bool:
     return conn.status == pq.ConnStatus.OK and not conn.is_busy()
 
 
-def _pool_pgconn(held: Any) -> pq.PGconn:
-    pgconn: pq.PGconn = held.pgconn
+def _pool_pgconn(held: Any) -> PGconn:
+    pgconn: PGconn = held.pgconn
     pgconn.nonblocking = 1
     return pgconn
 
