@@ -37,6 +37,7 @@ __all__ = [
     "adrive",
     "connecting",
     "drive",
+    "readable_now",
     "running",
 ]
 
@@ -172,6 +173,16 @@ def _ready(fd: int, want: int, deadline: float) -> None:
     )
     if not (readable or writable):  # pragma: no cover - Windows
         raise TimedOutError("no answer within the timeout")
+
+
+def readable_now(fd: int) -> bool:
+    """Whether ``fd`` has input (or end of file) waiting, without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # pragma: no cover - Windows
+    return bool(readable)  # pragma: no cover - Windows
 
 
 async def adrive(conversation: Conversation[T], deadline: float) -> T:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import select
 import socket
 import threading
 import time
@@ -50,6 +49,7 @@ from fleetbreaker.stores._pg_wire import (
     adrive,
     connecting,
     drive,
+    readable_now,
     running,
 )
 
@@ -518,8 +518,7 @@ def _usable(conn: PGconn) -> bool:
     if conn.status != pq.ConnStatus.OK:
         return False
     try:
-        readable, _, _ = select.select([conn.socket], [], [], 0)
-        if readable:
+        if readable_now(conn.socket):
             conn.consume_input()
     except (psycopg.Error, OSError, ValueError):
         return False
