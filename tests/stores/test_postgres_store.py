@@ -378,3 +378,72 @@ def test_threads_share_a_stores_connections_safely(
     assert len(store._idle) <= 8
     store.close()
     assert store._idle == []
+
+
+def test_async_calls_look_up_host_names_on_the_loop(
+    postgres_server: PostgresServer, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DSN with a host name (after a host that is down) connects from async calls: the name
+    is looked up through the loop, and each host is tried in turn as libpq would."""
+    looked_up: list[object] = []
+    lookup = asyncio.BaseEventLoop.getaddrinfo
+
+    async def recording(self: asyncio.BaseEventLoop, host: object, *args: Any, **kw: Any) -> Any:
+        looked_up.append(host)
+        return await lookup(self, host, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", recording)
+    dead = f"127.0.0.1:{_closed_port()}"
+    dsn = f"postgresql://postgres@{dead},localhost:{postgres_server.port}/postgres"
+    store = PostgresStore(dsn, table=table, timeout=5)
+
+    async def scenario() -> None:
+        assert await store.acompare_and_set("c", None, rec(1)) is True
+        assert await store.aload("c") is not None
+
+    asyncio.run(scenario())
+    assert looked_up == ["localhost"]  # once: the connection is kept for the second call
+    store.close()
+
+
+def _closed_port() -> int:
+    from tests.servers.redis_servers import free_port
+
+    return free_port()  # nothing listens there once the probe socket is closed
+
+
+@pytest.fixture
+def app_role(postgres_server: PostgresServer, admin: psycopg.Connection[Any]) -> Iterator[str]:
+    """A login role with no privileges of its own (no CREATE on the schema either)."""
+    role = unique_table()
+    admin.execute(f"CREATE ROLE {role} LOGIN")
+    admin.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+    yield f"postgresql://{role}@127.0.0.1:{postgres_server.port}/postgres"
+    admin.execute(f"DROP OWNED BY {role}")
+    admin.execute(f"DROP ROLE {role}")
+
+
+def test_the_documented_grants_are_enough(
+    app_role: str, admin: psycopg.Connection[Any], table: str
+) -> None:
+    """A role with only USAGE on the schema and SELECT, INSERT, UPDATE on the table runs every
+    operation, with create_table either way; without UPDATE a write says what is missing."""
+    role = app_role.partition("://")[2].partition("@")[0]
+    missing = PostgresStore(app_role, table=table)
+    with pytest.raises(StoreError, match="the role lacks a privilege"):
+        missing.load("c")  # the table is missing and the role may not create it
+    admin.execute(CREATE.format(table))
+    admin.execute(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {role}")
+    for create_table in (False, True):
+        store = PostgresStore(app_role, table=table, create_table=create_table)
+        first = rec(1)
+        assert store.compare_and_set(f"c{create_table}", None, first) is True
+        assert store.load(f"c{create_table}") == first
+        assert store.compare_and_set(f"c{create_table}", 1, rec(2)) is True
+        assert f"c{create_table}" in store.names()
+        store.close()
+    admin.execute(f"REVOKE UPDATE ON {table} FROM {role}")
+    store = PostgresStore(app_role, table=table)
+    with pytest.raises(StoreError, match="the role lacks a privilege on the table"):
+        store.compare_and_set("cFalse", 2, rec(3))
+    store.close()

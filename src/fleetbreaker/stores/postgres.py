@@ -555,30 +555,41 @@ def _check_pools(pool: Any, async_pool: Any) -> tuple[Any, Any]:
 
 async def _resolved(conninfo: str, deadline: float) -> str:
     """``conninfo`` with its host names looked up without blocking the loop (libpq would look
-    them up itself, blocking), as ``hostaddr``; the names stay for TLS and error messages."""
+    them up itself, blocking), as ``hostaddr``: one host entry per address found, in order,
+    so libpq tries each as it would have. The names stay for TLS and error messages."""
     params = conninfo_to_dict(conninfo)
-    hosts = str(params.get("host") or "")
-    if not hosts or params.get("hostaddr"):
+    hosts = str(params.get("host") or "").split(",")
+    if hosts == [""] or params.get("hostaddr"):
         return conninfo
+    ports = str(params.get("port") or "").split(",")
+    per_host = len(ports) == len(hosts) > 1
     loop = asyncio.get_running_loop()
-    addresses = []
-    for host in hosts.split(","):
-        if not host or host.startswith(("/", "@")) or _is_ip(host):
-            addresses.append("")
-            continue
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimedOutError("no answer within the timeout (looking up the host)")
-        try:
-            found = await asyncio.wait_for(
-                loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), remaining
-            )
-        except asyncio.TimeoutError as exc:
-            raise TimedOutError(f"no answer within the timeout (looking up {host!r})") from exc
-        addresses.append(str(found[0][4][0]))
+    host_list: list[str] = []
+    addresses: list[str] = []
+    port_list: list[str] = []
+    for i, host in enumerate(hosts):
+        found = [""]  # a socket directory or an address: libpq needs no lookup
+        if host and not host.startswith(("/", "@")) and not _is_ip(host):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimedOutError(f"no answer within the timeout (looking up {host!r})")
+            try:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), remaining
+                )
+            except asyncio.TimeoutError as exc:
+                raise TimedOutError(f"no answer within the timeout (looking up {host!r})") from exc
+            found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        host_list += [host] * len(found)
+        addresses += found
+        if per_host:
+            port_list += [ports[i]] * len(found)
     if not any(addresses):
         return conninfo
-    return make_conninfo(conninfo, hostaddr=",".join(addresses))
+    extra = {"host": ",".join(host_list), "hostaddr": ",".join(addresses)}
+    if per_host:
+        extra["port"] = ",".join(port_list)
+    return make_conninfo(conninfo, **extra)
 
 
 def _is_ip(host: str) -> bool:
