@@ -78,6 +78,22 @@ def test_dead_server_fails_fast_and_a_restart_is_picked_up(
     store.close()
 
 
+def test_a_restart_between_calls_costs_no_call(
+    postgres_server_factory: Callable[[], PostgresServer],
+) -> None:
+    """A server restarted while the store's connections sat idle closed them: the store sees
+    that before using one, so the first call after the restart already answers."""
+    server = postgres_server_factory()
+    store = PostgresStore(server.dsn, timeout=TIMEOUT)
+    first = rec(1)
+    assert store.compare_and_set("c", None, first)
+    server.stop()
+    server.start()
+    assert store.load("c") == first
+    assert store.compare_and_set("c", 1, rec(2))
+    store.close()
+
+
 def test_a_probe_survives_the_server_dying_under_it_and_completes_after_its_restart(
     postgres_server_factory: Callable[[], PostgresServer],
 ) -> None:

@@ -513,16 +513,13 @@ def _stored(result: Result) -> Stored | None:
 
 
 def _usable(conn: PGconn) -> bool:
-    """Whether an idle connection is still open: a server that restarted or closed it has
-    made its socket readable (a goodbye message, or end of file)."""
-    if conn.status != pq.ConnStatus.OK:
-        return False
+    """Whether an idle connection may be used. A server that restarted, or ended the session,
+    has made its socket readable (a goodbye message, then end of file, perhaps not both yet);
+    the server sends an idle session next to nothing else, so any input means: discard it."""
     try:
-        if readable_now(conn.socket):
-            conn.consume_input()
+        return conn.status == pq.ConnStatus.OK and not readable_now(conn.socket)
     except (psycopg.Error, OSError, ValueError):
         return False
-    return conn.status == pq.ConnStatus.OK and not conn.is_busy()
 
 
 def _pool_pgconn(held: Any) -> PGconn:
