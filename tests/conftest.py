@@ -11,6 +11,7 @@ import pytest
 pytest_plugins = [
     "tests.servers.redis_servers",
     "tests.servers.dynamodb_servers",
+    "tests.servers.postgres_servers",
 ]
 
 ALLOW_MARKER = "logs_errors"

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from fleetbreaker import MemoryStore, SQLiteStore, Store
-from tests.servers import dynamodb_servers
+from tests.servers import dynamodb_servers, postgres_servers
 from tests.servers.redis_servers import ServerProcess, open_redis_store
 
-STORE_KINDS = ["memory", "sqlite", "redis", "valkey", "dynamodb"]
+STORE_KINDS = ["memory", "sqlite", "redis", "valkey", "dynamodb", "postgres"]
 # Stores that processes can share: the fleet tests run against these.
-FLEET_STORE_KINDS = ["sqlite", "redis", "valkey", "dynamodb"]
+FLEET_STORE_KINDS = ["sqlite", "redis", "valkey", "dynamodb", "postgres"]
 
 
 @dataclass
@@ -182,6 +182,60 @@ def dynamodb_harness(dynalite_server: dynamodb_servers.ServerProcess) -> Iterato
     yield harness
     harness.close()
     raw.delete_table(TableName=table)
+    raw.close()
+
+
+@pytest.fixture
+def postgres_harness(postgres_server: postgres_servers.PostgresServer) -> Iterator[Harness]:
+    """A PostgreSQL harness on the session's cluster, with a table of its own.
+
+    The schema holds less than other stores can: an epoch beyond bigint and a payload that is
+    not UTF-8 text cannot be stored at all. Planting one asserts that PostgreSQL refuses it,
+    then skips the test with that reason: no such value can ever be read.
+    """
+    import psycopg
+
+    table = postgres_servers.unique_table()
+    factory = functools.partial(postgres_servers.open_store, postgres_server.dsn, table)
+    creator: Store = factory()
+    creator.names()  # creates the table
+    creator.close()
+    raw = psycopg.connect(postgres_server.dsn, autocommit=True)
+    upsert = (
+        f"INSERT INTO {table} (name, epoch, payload, expires_at) "  # noqa: S608 - test table
+        "VALUES (%s, %s, %s, clock_timestamp() + interval '1 hour') ON CONFLICT (name) DO UPDATE "
+        "SET epoch = excluded.epoch, payload = excluded.payload, expires_at = excluded.expires_at"
+    )
+
+    def corrupt(name: str, epoch: int) -> None:
+        raw.execute(upsert, (name, epoch, "{not json"))
+
+    def foreign(name: str) -> None:
+        # Someone else's row in the table: an epoch no fleetbreaker writer makes.
+        raw.execute(upsert, (name, -12, "hello"))
+
+    def plant(name: str, epoch: int, payload: str | bytes) -> None:
+        if not -(2**63) <= epoch < 2**63:
+            with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+                raw.execute(upsert, (name, epoch, "{}"))
+            pytest.skip(f"postgres: a bigint column refuses epoch {epoch} (asserted)")
+        if isinstance(payload, bytes):
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
+                    raw.execute(
+                        f"INSERT INTO {table} (name, epoch, payload, expires_at) "  # noqa: S608
+                        "VALUES (%s, %s, convert_from(%s, 'UTF8'), 'infinity')",
+                        (name, epoch, payload),
+                    )
+                pytest.skip("postgres: a text column refuses bytes that are not UTF-8 (asserted)")
+        raw.execute(upsert, (name, epoch, payload))
+
+    harness = Harness("postgres", factory, factory, corrupt, foreign, plant)
+    yield harness
+    harness.close()
+    raw.execute(f"DROP TABLE {table}")
     raw.close()
 
 

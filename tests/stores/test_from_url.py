@@ -19,9 +19,11 @@ from fleetbreaker import CircuitState, ConfigError, MemoryStore, SQLiteStore, St
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores import from_env, from_url
 from fleetbreaker.stores.dynamodb import DynamoDBStore
+from fleetbreaker.stores.postgres import PostgresStore
 from fleetbreaker.stores.redis import RedisStore
 from tests.servers.dynamodb_servers import REGION, raw_client, unique_table
 from tests.servers.dynamodb_servers import ServerProcess as DynamoServer
+from tests.servers.postgres_servers import PostgresServer
 from tests.servers.redis_servers import ServerProcess, make_tls_files
 
 
@@ -168,6 +170,33 @@ def test_dynamodb_region_joins_the_callers_boto_config(aws_sandbox: None) -> Non
     store.close()
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_postgres_urls(postgres_server: PostgresServer, scheme: str) -> None:
+    """postgresql:// and postgres:// reach the session's PostgreSQL; ?table= and ?timeout= are
+    fleetbreaker's, other query options (application_name) are libpq's."""
+    table = "fb_url_" + scheme
+    url = (
+        f"{scheme}://postgres@127.0.0.1:{postgres_server.port}/postgres"
+        f"?table={table}&timeout=5&application_name=url-test"
+    )
+    store = from_url(url)
+    assert isinstance(store, PostgresStore)
+    assert store.table == table
+    assert repr(store).endswith("timeout=5)")
+    assert store.compare_and_set("c", None, rec(1)) is True
+    assert store.names() == ["c"]
+    import psycopg
+
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name = "
+            "'url-test'"
+        ).fetchall()
+        assert rows == [("url-test",)]  # libpq's own option reached the server
+        admin.execute(f"DROP TABLE {table}")
+    store.close()
+
+
 def test_keyword_options_reach_the_constructor(tmp_path: Path) -> None:
     """**options are the store constructor's keyword arguments."""
     clock = [1000.0]
@@ -275,6 +304,31 @@ BAD_URLS = [
         "password=[*][*][*].*Invalid value for 'socket_timeout'",
         id="redis-py-refuses-password-in-query",
     ),
+    pytest.param(
+        "postgresql://u:hunter2@db/app?bogus=1",
+        {},
+        "postgresql://u:...@db/app.*invalid URI query parameter: .bogus.; fleetbreaker's options"
+        " are [?]table=, [?]timeout=, [?]create_table=, the others are libpq's",
+        id="postgres-unknown-query",
+    ),
+    pytest.param(
+        "postgres://db/app?timeout=0", {}, "[?]timeout= must be seconds in", id="postgres-timeout"
+    ),
+    pytest.param(
+        "postgres://db/app?create_table=maybe",
+        {},
+        "[?]create_table= must be true or false",
+        id="postgres-create-table",
+    ),
+    pytest.param(
+        "postgres://db/app?table=a-b", {}, "table must be an SQL identifier", id="postgres-table"
+    ),
+    pytest.param(
+        "postgres://db/app?table=a", {"table": "b"}, "'table' set both", id="postgres-conflict"
+    ),
+    pytest.param(
+        "postgresql://db/app", {"tabel": "b"}, "unknown keyword argument 'tabel'", id="pg-kw"
+    ),
     pytest.param("dynamodb://", {}, "needs a table name: dynamodb://TABLE", id="no-table"),
     pytest.param("dynamodb://ab", {}, "table_name must be a table name", id="bad-table"),
     pytest.param(
@@ -341,8 +395,9 @@ def test_bad_url_is_config_error(
         ("redis://cache:6379/0", ("redis",), "redis"),
         ("valkeys://cache:6379/0", ("redis",), "redis"),
         ("dynamodb://breakers", ("boto3", "botocore"), "dynamodb"),
+        ("postgresql://db/app", ("psycopg",), "postgres"),
     ],
-    ids=["redis", "valkeys", "dynamodb"],
+    ids=["redis", "valkeys", "dynamodb", "postgres"],
 )
 def test_missing_extra(
     monkeypatch: pytest.MonkeyPatch, url: str, blocked: tuple[str, ...], extra: str
@@ -358,11 +413,11 @@ def test_missing_extra(
 
 
 def test_from_url_imports_a_store_module_only_for_its_scheme(tmp_path: Path) -> None:
-    """memory:// and sqlite:// leave redis and boto3 unimported."""
+    """memory:// and sqlite:// leave redis, boto3 and psycopg unimported."""
     code = (
         "import sys; from fleetbreaker.stores import from_url; from_url('memory://'); "
         f"from_url('sqlite://{tmp_path}/b.db').close(); "
-        "sys.exit(str([m for m in ('redis', 'boto3', 'botocore') if m in sys.modules]))"
+        "sys.exit(str([m for m in ('redis', 'boto3', 'botocore', 'psycopg') if m in sys.modules]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False

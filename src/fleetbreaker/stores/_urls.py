@@ -13,6 +13,10 @@ the environment (``FLEETBREAKER_STORE``). What each scheme takes:
                                                redis-py's (``db``, ``socket_timeout``, ...)
 ``dynamodb://TABLE``                           ``DynamoDBStore``; ``?region=``,
                                                ``?endpoint_url=``, ``?key_prefix=``
+``postgresql://``, ``postgres://``             ``PostgresStore``; ``?table=``, ``?timeout=``,
+                                               ``?create_table=`` are fleetbreaker's, every
+                                               other query option is libpq's (``sslmode``,
+                                               ``application_name``, ...)
 =============================================  ==============================================
 
 ``**options`` are keyword arguments of the store's constructor (``RedisStore.from_url``'s for
@@ -267,6 +271,55 @@ def _dynamodb(url: _Url, options: dict[str, Any]) -> Store:
         raise url.error(f"{exc}{hint}") from None
 
 
+_POSTGRES_OPTIONS = ("table", "timeout", "create_table")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _postgres(url: _Url, options: dict[str, Any]) -> Store:
+    try:
+        from psycopg import Error as PsycopgError  # noqa: PLC0415 - by scheme
+        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+        from fleetbreaker.stores.postgres import MAX_TIMEOUT_S, PostgresStore  # noqa: PLC0415
+    except ImportError:
+        raise url.error(_missing_extra("postgres", "psycopg 3")) from None
+    given: dict[str, Any] = {}
+    if "table" in url.query:
+        given["table"] = url.query["table"]
+    if "timeout" in url.query:
+        text = url.query["timeout"]
+        try:
+            timeout = float(text)
+        except ValueError:
+            timeout = math.nan
+        if not 0 < timeout <= MAX_TIMEOUT_S:  # also false for NaN
+            raise url.error(
+                f"?timeout= must be seconds in (0, {MAX_TIMEOUT_S:g}], such as ?timeout=0.5, "
+                f"got {text!r}"
+            )
+        given["timeout"] = timeout
+    if "create_table" in url.query:
+        text = url.query["create_table"]
+        if text.lower() not in _BOOLEANS:
+            raise url.error(f"?create_table= must be true or false, got {text!r}")
+        given["create_table"] = _BOOLEANS[text.lower()]
+    # Every other query option is libpq's: libpq checks them (and names an unknown one).
+    rest = [(name, value) for name, value in url.query.items() if name not in _POSTGRES_OPTIONS]
+    dsn = url.text.partition("?")[0] + (f"?{urlencode(rest)}" if rest else "")
+    try:
+        conninfo_to_dict(dsn)
+    except PsycopgError as exc:
+        problem = _QUERY_PASSWORD.sub(r"\1***", str(exc).strip())
+        if "query parameter" in problem:
+            problem += (
+                f"; fleetbreaker's options are {', '.join(f'?{o}=' for o in _POSTGRES_OPTIONS)}"
+                ", the others are libpq's (sslmode, connect_timeout, application_name, ...); "
+                "check the spelling"
+            )
+        raise url.error(problem) from None
+    return _construct(url, PostgresStore, {"dsn": dsn, **given}, options)
+
+
 def _construct(
     url: _Url, store: Callable[..., Store], given: dict[str, Any], options: dict[str, Any]
 ) -> Store:
@@ -323,4 +376,6 @@ _BUILDERS: dict[str, Callable[[_Url, dict[str, Any]], Store]] = {
     "valkey": _redis,
     "valkeys": _redis,
     "dynamodb": _dynamodb,
+    "postgresql": _postgres,
+    "postgres": _postgres,
 }
