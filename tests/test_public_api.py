@@ -79,10 +79,11 @@ def test_state_is_a_str_enum() -> None:
 
 
 def test_import_pulls_in_no_store_clients() -> None:
-    """Importing fleetbreaker imports neither boto3 nor redis (they are optional extras)."""
+    """Importing fleetbreaker imports no store client (boto3, redis, psycopg: optional extras)."""
     code = (
-        "import sys, fleetbreaker, fleetbreaker.stores; "
-        "bad = [m for m in ('boto3', 'botocore', 'redis') if m in sys.modules]; "
+        "import sys, fleetbreaker, fleetbreaker.stores, fleetbreaker.testing; "
+        "bad = [m for m in ('boto3', 'botocore', 'redis', 'psycopg', 'psycopg_pool', "
+        "'matplotlib', 'pytest', 'hypothesis') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run(
