@@ -41,6 +41,18 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+def load_via(store: Store, path: str) -> object:
+    """``load("c")`` on the sync or the async path."""
+    return store.load("c") if path == "sync" else asyncio.run(store.aload("c"))
+
+
+def create_via(store: Store, path: str) -> bool:
+    """``compare_and_set("c", None, rec(1))`` on the sync or the async path."""
+    if path == "sync":
+        return store.compare_and_set("c", None, rec(1))
+    return asyncio.run(store.acompare_and_set("c", None, rec(1)))
+
+
 def test_fixed_latency_waits_before_every_operation(sleeps: Sleeps) -> None:
     """latency=s waits s seconds before each load, write and names, sync or async."""
     store = FaultyStore(MemoryStore(), latency=0.25, sleep=sleeps, async_sleep=sleeps.asleep)
@@ -128,10 +140,7 @@ def test_a_lost_ack_is_applied_then_raises(path: str) -> None:
     store = FaultyStore(inner)
     store.lose_next_acks()
     with pytest.raises(StoreError, match="applied, answer lost"):
-        if path == "sync":
-            store.compare_and_set("c", None, rec(1))
-        else:
-            asyncio.run(store.acompare_and_set("c", None, rec(1)))
+        create_via(store, path)
     assert inner.load("c") == rec(1)
     assert store.compare_and_set("c", 1, rec(2)) is True
     assert store.injected("lost_ack", "write") == 1
@@ -192,15 +201,9 @@ def test_a_partition_fails_every_operation_until_healed(path: str, sleeps: Sleep
     store.partition()
     assert store.partitioned
     with pytest.raises(StoreError, match="partitioned"):
-        if path == "sync":
-            store.load("c")
-        else:
-            asyncio.run(store.aload("c"))
+        load_via(store, path)
     with pytest.raises(StoreError, match="partitioned"):
-        if path == "sync":
-            store.compare_and_set("c", None, rec(1))
-        else:
-            asyncio.run(store.acompare_and_set("c", None, rec(1)))
+        create_via(store, path)
     with pytest.raises(StoreError, match="partitioned"):
         store.names()
     assert sleeps.waits == [3.0, 3.0, 3.0]
@@ -213,10 +216,16 @@ def test_a_partition_fails_every_operation_until_healed(path: str, sleeps: Sleep
 def test_partition_as_a_context_manager_heals_at_the_end() -> None:
     """``with store.partition():`` heals at the end of the block, even on an exception."""
     store = FaultyStore(MemoryStore())
-    with pytest.raises(KeyError), store.partition():
-        with pytest.raises(StoreError):
-            store.load("c")
-        raise KeyError
+    seen: list[bool] = []
+
+    def cut_off_then_raise() -> None:
+        with store.partition():
+            seen.append(store.partitioned)
+            raise KeyError
+
+    with pytest.raises(KeyError):
+        cut_off_then_raise()
+    assert seen == [True]
     assert not store.partitioned
     assert store.load("c") is None
 
