@@ -22,7 +22,6 @@ from fleetbreaker import (
     CircuitTransition,
     Config,
     MemoryStore,
-    StoreError,
     _switch,
     circuit_breaker,
 )
@@ -51,28 +50,17 @@ def stored(store: Any) -> Record:
 
 
 class ScriptedStore(CountingStore):
-    """A store whose reads or writes fail while told to, and that can run a callback just
-    before a write reaches the store (to make another process win the race)."""
+    """A store that can run a callback just before a write reaches the store (to make another
+    process win the race)."""
 
     def __init__(self, inner: Any = None) -> None:
         super().__init__(inner)
-        self.loads_fail = False
-        self.writes_fail = False
         self.before_write: Callable[[], None] | None = None
-
-    def load(self, name: str, *, consistent: bool = False) -> Record | None:
-        if self.loads_fail:
-            self._count("load_failed")
-            raise StoreError("store read failed")
-        return super().load(name, consistent=consistent)
 
     def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
         interfere, self.before_write = self.before_write, None
         if interfere is not None:
             interfere()
-        if self.writes_fail:
-            self._count("cas_failed")
-            raise StoreError("store write failed")
         return super().compare_and_set(name, expected_epoch, record)
 
 
@@ -739,35 +727,35 @@ def test_a_lost_trip_write_is_followed_by_one_consistent_read() -> None:
 def test_a_trip_that_could_not_be_written_holds_through_every_reread() -> None:
     """A trip whose write failed protects the downstream from this process until its retry
     time, however often the store (back, still closed) is re-read meanwhile."""
-    store, clock = ScriptedStore(), FakeClock()
+    counting, clock = CountingStore(), FakeClock()
+    store = FaultyStore(counting)
     config = Config(failure_threshold=1, recovery_timeout=10, local_cache_max_age=1)
     breaker = make(store, clock, config)
     assert breaker.call(ok) == "ok"
-    store.writes_fail = True
+    store.fail_next(operation="write")
     fail(breaker, 1)
-    store.writes_fail = False
-    loads = store.counts["load"]
+    assert store.injected("error", "write") == 1  # the trip's write failed
+    loads = counting.counts["load"]
     for _ in range(39):
         clock.advance(0.25)
         assert refused(breaker)
-    assert store.counts["load"] - loads >= 5  # re-read about once a second
+    assert counting.counts["load"] - loads >= 5  # re-read about once a second
     clock.advance(0.25)
     assert breaker.call(ok) == "ok"  # retry time: the store's closed record routes again
 
 
 def test_a_trip_that_could_not_be_written_holds_through_a_failed_reread() -> None:
     """The same when a re-read fails in between (the view is kept through the backoff)."""
-    store, clock = ScriptedStore(), FakeClock()
+    store, clock = FaultyStore(CountingStore()), FakeClock()
     config = Config(failure_threshold=1, recovery_timeout=10, local_cache_max_age=1)
     breaker = make(store, clock, config)
     assert breaker.call(ok) == "ok"
-    store.writes_fail = True
+    store.fail_next(operation="write")
     fail(breaker, 1)
-    store.writes_fail = False
-    store.loads_fail = True
+    store.fail_next(operation="load")
     clock.advance(1)
     assert refused(breaker)  # the re-read fails
-    store.loads_fail = False
+    assert store.injected("error") == 2
     for _ in range(30):
         clock.advance(0.25)
         assert refused(breaker)
