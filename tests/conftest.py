@@ -14,6 +14,9 @@ pytest_plugins = [
     "tests.servers.postgres_servers",
 ]
 
+# The published store contract's assertions explain themselves when they fail.
+pytest.register_assert_rewrite("fleetbreaker.testing.store_contract")
+
 ALLOW_MARKER = "logs_errors"
 
 

@@ -1,4 +1,4 @@
-"""Store wrappers the tests use to count, fail and park store calls."""
+"""Store wrappers the tests use to count and park store calls, and a store that is down."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from fleetbreaker import MemoryStore, Store, StoreError
+from fleetbreaker import MemoryStore, Store
 from fleetbreaker._protocol import Record
+from fleetbreaker.testing import FaultyStore
 
 
 class CountingStore(Store):
@@ -41,25 +42,16 @@ class CountingStore(Store):
         return self.counts["cas"]
 
 
-class FailingStore(CountingStore):
-    """Raises StoreError on every call while ``down`` is set (counting the attempts)."""
+def down_store() -> FaultyStore:
+    """A store that is down (partitioned: every call raises StoreError) until ``heal()``,
+    over a ``CountingStore`` that counts the calls that get through."""
+    return FaultyStore(CountingStore(), partitioned=True)
 
-    def __init__(self, inner: Store | None = None) -> None:
-        super().__init__(inner)
-        self.down = threading.Event()
-        self.down.set()
 
-    def load(self, name: str, *, consistent: bool = False) -> Record | None:
-        if self.down.is_set():
-            self._count("load_failed")
-            raise StoreError("store is down")
-        return super().load(name, consistent=consistent)
-
-    def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
-        if self.down.is_set():
-            self._count("cas_failed")
-            raise StoreError("store is down")
-        return super().compare_and_set(name, expected_epoch, record)
+def counts_of(store: FaultyStore) -> Counter[str]:
+    """The counts of the ``CountingStore`` under a ``down_store()``."""
+    assert isinstance(store.inner, CountingStore)
+    return store.inner.counts
 
 
 class ParkingStore(CountingStore):

@@ -19,7 +19,7 @@ from fleetbreaker import (
     MemoryStore,
 )
 from fleetbreaker.testing import FakeClock, RecordingHook
-from tests.helpers import CountingStore, FailingStore, ParkingStore
+from tests.helpers import CountingStore, ParkingStore, down_store
 
 REFUSED = "refused"
 
@@ -202,7 +202,7 @@ def test_async_guard() -> None:
 
 def test_async_store_down_fails_open() -> None:
     """A dead store on the async path never reaches the caller."""
-    store = FailingStore()
+    store = down_store()
     breaker = CircuitBreaker(
         "svc", store=store, config=Config(failure_threshold=2), clock=FakeClock()
     )

@@ -20,7 +20,7 @@ from fleetbreaker import (
 )
 from fleetbreaker._protocol import Record
 from fleetbreaker.testing import FakeClock, RecordingHook
-from tests.helpers import CountingStore, FailingStore
+from tests.helpers import CountingStore, counts_of, down_store
 
 CONFIG = Config(
     failure_threshold=3, recovery_timeout=10, success_threshold=2, local_cache_max_age=5
@@ -364,19 +364,19 @@ def test_stale_view_is_reread_before_a_trip_write() -> None:
 
 def test_store_down_fails_open_and_backs_off() -> None:
     """A dead store never reaches the caller and is touched once per backoff period."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     breaker = make(store, clock)
     results = []
     for _ in range(1000):
         results.append(breaker.call(ok))
         clock.advance(0.001)
     assert results == ["ok"] * 1000
-    assert store.counts["load_failed"] <= 2  # 1 s of calls: backoff 0.5 s, then 1 s
+    assert store.injected("partition", "load") <= 2  # 1 s of calls: backoff 0.5 s, then 1 s
 
 
 def test_local_trip_protects_while_the_store_is_down() -> None:
     """A trip that cannot be persisted still stops this process calling until retry_at."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     breaker = make(store, clock)
     fail(breaker, 3)
     calls = []
@@ -391,10 +391,10 @@ def test_local_trip_protects_while_the_store_is_down() -> None:
 
 def test_store_back_after_outage_shares_state_again() -> None:
     """When the store returns, the breaker writes and reads it again."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     breaker = make(store, clock)
     breaker.call(ok)
-    store.down.clear()
+    store.heal()
     clock.advance(20)
     breaker.call(ok)
     fail(breaker, 3)
@@ -488,13 +488,13 @@ def test_guard_context_manager() -> None:
 
 def test_info_reads_the_store_and_falls_back_when_down() -> None:
     """info() reports the stored record, or the local view if the store fails."""
-    store, clock = FailingStore(), FakeClock()
-    store.down.clear()
+    store, clock = down_store(), FakeClock()
+    store.heal()
     a, b = make(store, clock), make(store, clock)
     fail(a, 3)
     info = b.info()
     assert (info.state, info.failure_count, info.epoch) == (CircuitState.OPEN, 3, 1)
-    store.down.set()
+    store.partition()
     assert b.info().state is CircuitState.OPEN
 
 
@@ -529,18 +529,18 @@ def test_decorator_factory() -> None:
 
 def test_local_trip_outlives_a_store_that_comes_back_closed() -> None:
     """Once the store is back, an unpersisted trip holds until retry_at, read once per cache age."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     breaker = make(store, clock)
     breaker.call(ok)
     fail(breaker, 3)
-    store.down.clear()
+    store.heal()
     clock.advance(5.5)  # the view's cache age is over, retry_at is not; the store says closed
     calls = []
     for _ in range(200):
         with pytest.raises(CircuitOpenError):
             breaker.call(lambda: calls.append(1))
     assert calls == []
-    assert store.counts["load"] <= 1
+    assert counts_of(store)["load"] <= 1
     clock.advance(4.5)
     assert breaker.call(ok) == "ok"  # retry_at: the store's closed record routes again
 

@@ -22,13 +22,12 @@ from fleetbreaker import (
     CircuitTransition,
     Config,
     MemoryStore,
-    StoreError,
     _switch,
     circuit_breaker,
 )
 from fleetbreaker._protocol import Record, Route
-from fleetbreaker.testing import FakeClock, RecordingHook, breakers_disabled
-from tests.helpers import CountingStore, FailingStore
+from fleetbreaker.testing import FakeClock, FaultyStore, RecordingHook, breakers_disabled
+from tests.helpers import CountingStore, down_store
 from tests.test_breaker import Boom, boom, fail, make, ok
 
 
@@ -51,28 +50,17 @@ def stored(store: Any) -> Record:
 
 
 class ScriptedStore(CountingStore):
-    """A store whose reads or writes fail while told to, and that can run a callback just
-    before a write reaches the store (to make another process win the race)."""
+    """A store that can run a callback just before a write reaches the store (to make another
+    process win the race)."""
 
     def __init__(self, inner: Any = None) -> None:
         super().__init__(inner)
-        self.loads_fail = False
-        self.writes_fail = False
         self.before_write: Callable[[], None] | None = None
-
-    def load(self, name: str, *, consistent: bool = False) -> Record | None:
-        if self.loads_fail:
-            self._count("load_failed")
-            raise StoreError("store read failed")
-        return super().load(name, consistent=consistent)
 
     def compare_and_set(self, name: str, expected_epoch: int | None, record: Record) -> bool:
         interfere, self.before_write = self.before_write, None
         if interfere is not None:
             interfere()
-        if self.writes_fail:
-            self._count("cas_failed")
-            raise StoreError("store write failed")
         return super().compare_and_set(name, expected_epoch, record)
 
 
@@ -422,7 +410,7 @@ def claim_held_by_another(store: Any, clock: FakeClock, probe_timeout: float) ->
 
 def attempts_at(
     breaker: CircuitBreaker,
-    store: FailingStore,
+    store: FaultyStore,
     clock: FakeClock,
     *,
     until: float,
@@ -432,11 +420,11 @@ def attempts_at(
     start) of the calls that tried the store."""
     start = clock.monotonic()
     seen: list[float] = []
-    tried = store.counts["load_failed"] + store.counts["cas_failed"]
+    tried = store.injected("partition")
     while clock.monotonic() - start <= until:
         with contextlib.suppress(CircuitOpenError):
             breaker.call(ok)
-        now = store.counts["load_failed"] + store.counts["cas_failed"]
+        now = store.injected("partition")
         if now != tried:
             seen.append(clock.monotonic() - start)
             tried = now
@@ -447,13 +435,13 @@ def attempts_at(
 def test_a_dead_store_is_retried_after_a_doubling_backoff_from_half_a_second_to_15() -> None:
     """While the store is down, a process watching a claim tries it after 0.5, 1, 2, 4, 8 and
     then every 15 seconds, from the very end of each backoff, never in between."""
-    store, clock = FailingStore(), FakeClock()
-    store.down.clear()
+    store, clock = down_store(), FakeClock()
+    store.heal()
     config = Config(failure_threshold=1, recovery_timeout=10, probe_timeout=120)
     breaker = make(store, clock, config)
     claim_held_by_another(store.inner, clock, probe_timeout=120)
     assert refused(breaker)
-    store.down.set()
+    store.partition()
     clock.advance(0.25)  # the half-open view is stale: the next call reads, and fails
     times = attempts_at(breaker, store, clock, until=61)
     assert times == [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 30.5, 45.5, 60.5]
@@ -462,7 +450,7 @@ def test_a_dead_store_is_retried_after_a_doubling_backoff_from_half_a_second_to_
 def test_a_dead_store_behind_a_closed_view_is_retried_after_cache_age_plus_backoff() -> None:
     """A healthy-looking process keeps its closed view for the cache age plus the backoff, and
     tries the store again then."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     breaker = make(store, clock)
     times = attempts_at(breaker, store, clock, until=41)
     # read, then 5 s + 0.5, 5 + 1, 5 + 2, 5 + 4, 5 + 8
@@ -471,7 +459,7 @@ def test_a_dead_store_behind_a_closed_view_is_retried_after_cache_age_plus_backo
 
 def test_info_reads_the_store_even_during_a_backoff() -> None:
     """info()/ainfo() always ask the store, even while calls are served from the local view."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     sync_breaker, async_breaker = make(store, clock), make(store, clock)
 
     async def aok() -> str:
@@ -479,7 +467,7 @@ def test_info_reads_the_store_even_during_a_backoff() -> None:
 
     assert sync_breaker.call(ok) == "ok"  # the read fails: backoff
     assert asyncio.run(async_breaker.acall(aok)) == "ok"
-    store.down.clear()
+    store.heal()
     fail(make(store, clock), 3)
     assert sync_breaker.call(ok) == "ok"  # served from the kept view
     assert sync_breaker.info().state is CircuitState.OPEN
@@ -489,18 +477,18 @@ def test_info_reads_the_store_even_during_a_backoff() -> None:
 def test_a_forked_child_starts_without_the_parents_backoff_or_pending_work() -> None:
     """What a forked child runs (``_after_fork_in_child``) forgets the parent's backoff, its
     growth and its pending work: the child backs off afresh from 0.5 s."""
-    store, clock = FailingStore(), FakeClock()
-    store.down.clear()
+    store, clock = down_store(), FakeClock()
+    store.heal()
     config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1)
     breaker = make(store, clock, config)
     fail(breaker, 1)
-    store.down.set()
+    store.partition()
     breaker.info()
     breaker.info()  # two failed reads: the parent backs off 1 s, 2 s at the next error
     breaker._after_fork_in_child()  # as os.fork runs it in the child
     breaker.info()  # the child's first store error backs off 0.5 s
     assert attempts_at(breaker, store, clock, until=1) == [0.5]
-    store.down.clear()
+    store.heal()
     clock.advance(10)
 
     async def probe() -> str:
@@ -739,35 +727,35 @@ def test_a_lost_trip_write_is_followed_by_one_consistent_read() -> None:
 def test_a_trip_that_could_not_be_written_holds_through_every_reread() -> None:
     """A trip whose write failed protects the downstream from this process until its retry
     time, however often the store (back, still closed) is re-read meanwhile."""
-    store, clock = ScriptedStore(), FakeClock()
+    counting, clock = CountingStore(), FakeClock()
+    store = FaultyStore(counting)
     config = Config(failure_threshold=1, recovery_timeout=10, local_cache_max_age=1)
     breaker = make(store, clock, config)
     assert breaker.call(ok) == "ok"
-    store.writes_fail = True
+    store.fail_next(operation="write")
     fail(breaker, 1)
-    store.writes_fail = False
-    loads = store.counts["load"]
+    assert store.injected("error", "write") == 1  # the trip's write failed
+    loads = counting.counts["load"]
     for _ in range(39):
         clock.advance(0.25)
         assert refused(breaker)
-    assert store.counts["load"] - loads >= 5  # re-read about once a second
+    assert counting.counts["load"] - loads >= 5  # re-read about once a second
     clock.advance(0.25)
     assert breaker.call(ok) == "ok"  # retry time: the store's closed record routes again
 
 
 def test_a_trip_that_could_not_be_written_holds_through_a_failed_reread() -> None:
     """The same when a re-read fails in between (the view is kept through the backoff)."""
-    store, clock = ScriptedStore(), FakeClock()
+    store, clock = FaultyStore(CountingStore()), FakeClock()
     config = Config(failure_threshold=1, recovery_timeout=10, local_cache_max_age=1)
     breaker = make(store, clock, config)
     assert breaker.call(ok) == "ok"
-    store.writes_fail = True
+    store.fail_next(operation="write")
     fail(breaker, 1)
-    store.writes_fail = False
-    store.loads_fail = True
+    store.fail_next(operation="load")
     clock.advance(1)
     assert refused(breaker)  # the re-read fails
-    store.loads_fail = False
+    assert store.injected("error") == 2
     for _ in range(30):
         clock.advance(0.25)
         assert refused(breaker)
@@ -890,10 +878,10 @@ def test_a_claimer_whose_reread_finds_a_live_claim_is_refused() -> None:
 
 def test_the_store_is_written_again_from_the_very_end_of_a_backoff() -> None:
     """A trip decided exactly when the backoff ends is written to the store."""
-    store, clock = FailingStore(), FakeClock()
+    store, clock = down_store(), FakeClock()
     breaker = make(store, clock, Config(failure_threshold=1))
     assert breaker.call(ok) == "ok"  # the read fails: 0.5 s backoff
-    store.down.clear()
+    store.heal()
     clock.advance(0.5)
     fail(breaker, 1)
     assert stored(store.inner).state is CircuitState.OPEN

@@ -10,7 +10,7 @@ import pytest
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, Config
 from fleetbreaker._protocol import Record
 from fleetbreaker.testing import FakeClock
-from tests.helpers import FailingStore, ParkingStore
+from tests.helpers import ParkingStore, counts_of, down_store
 
 CONFIG = Config(failure_threshold=1, recovery_timeout=10, success_threshold=1, probe_timeout=30)
 
@@ -116,8 +116,8 @@ def test_cancelled_while_its_outcome_is_written_still_writes_it(kind: type[Parki
 def test_a_lost_settle_is_written_when_the_store_is_back() -> None:
     """A probe whose outcome could not be written settles at the next read, not after
     probe_timeout: the process holds the claim's token."""
-    store, clock = FailingStore(), FakeClock()
-    store.down.clear()
+    store, clock = down_store(), FakeClock()
+    store.heal()
     breaker = CircuitBreaker("svc", store=store, config=CONFIG, clock=clock)
     other = CircuitBreaker("svc", store=store, config=CONFIG, clock=clock)
     other.call(lambda: "warm")
@@ -126,18 +126,20 @@ def test_a_lost_settle_is_written_when_the_store_is_back() -> None:
     clock.advance(CONFIG.recovery_timeout)
 
     def probe() -> str:
-        store.down.set()  # the store goes away before the outcome is written
+        store.partition()  # the store goes away before the outcome is written
         return "ok"
 
     assert breaker.call(probe) == "ok"
     claim = store.inner.load("svc")
     assert claim is not None
     assert (claim.state, claim.probe_owner) == (CircuitState.HALF_OPEN, breaker._owner)
-    store.down.clear()
+    store.heal()
     clock.advance(1.0)  # past the store backoff; far less than probe_timeout
-    writes = store.counts["cas"]
+    writes = counts_of(store)["cas"]
     assert breaker.call(lambda: "ok") == "ok"
-    assert store.counts["cas"] == writes + 1  # the probe's own success: no release, no new probe
+    assert (
+        counts_of(store)["cas"] == writes + 1
+    )  # the probe's own success: no release, no new probe
     record = store.inner.load("svc")
     assert record is not None
     assert record.state is CircuitState.CLOSED
@@ -149,8 +151,8 @@ def test_a_lost_settle_is_written_when_the_store_is_back() -> None:
 
 def test_a_lost_settle_is_dropped_when_the_claim_was_taken_over() -> None:
     """An outcome still to be written is never written over a newer episode."""
-    store, clock = FailingStore(), FakeClock()
-    store.down.clear()
+    store, clock = down_store(), FakeClock()
+    store.heal()
     config = Config(failure_threshold=1, recovery_timeout=10, success_threshold=2, probe_timeout=2)
     breaker = CircuitBreaker("svc", store=store, config=config, clock=clock)
     other = CircuitBreaker("svc", store=store, config=config, clock=clock)
@@ -163,14 +165,14 @@ def test_a_lost_settle_is_dropped_when_the_claim_was_taken_over() -> None:
             other.call(lambda: "no")  # other sees the claim
         clock.advance(3)  # ... for longer than probe_timeout
         assert other.call(lambda: "taken over") == "taken over"
-        store.down.set()
+        store.partition()
         return "late"
 
     assert breaker.call(probe) == "late"
     taken = store.inner.load("svc")
     assert taken is not None
     assert (taken.successes, taken.probe_owner) == (1, None)
-    store.down.clear()
+    store.heal()
     clock.advance(1.0)
     try:
         breaker.call(lambda: "after")

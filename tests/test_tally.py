@@ -27,7 +27,7 @@ from fleetbreaker._protocol import Record
 from fleetbreaker._tally import Counts, Durations, Tally
 from fleetbreaker.metrics import _sources
 from fleetbreaker.testing import FakeClock
-from tests.helpers import CountingStore, FailingStore
+from tests.helpers import CountingStore, down_store
 
 SUCCESS = ("success", False, "")
 REJECTED = ("rejected", False, "")
@@ -450,7 +450,7 @@ def _first_bucket(n: int) -> tuple[int, ...]:
 def test_store_errors_and_lost_writes() -> None:
     """A store that raises counts errors; a write fenced off by another writer counts lost."""
     clock = FakeClock()
-    failing = FailingStore()
+    failing = down_store()
     breaker = CircuitBreaker("down", store=failing, clock=clock)
     assert breaker.call(ok) == "ok"
     assert dict(breaker._tally.read().operations)[tally.LOAD, tally.ERROR].count == 1

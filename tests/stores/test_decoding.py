@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fleetbreaker import CircuitState, MemoryStore
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.base import Stored, encode_payload, reads_absent
-from tests.stores.test_contract import PAYLOADS
+from fleetbreaker.testing.store_contract import PAYLOADS
 
 ANYTHING = st.one_of(
     st.none(),

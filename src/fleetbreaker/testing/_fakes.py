@@ -1,34 +1,13 @@
-"""Helpers for testing code that uses fleetbreaker: a fake clock, a recording hook, and a
-scoped switch that bypasses every breaker."""
+"""Fakes for tests: a clock that moves only when told to, and a hook that records transitions."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Iterator
 
-from fleetbreaker import _switch
 from fleetbreaker._info import CircuitTransition
 
-__all__ = ["FakeClock", "RecordingHook", "breakers_disabled"]
-
-
-@contextlib.contextmanager
-def breakers_disabled(*, disabled: bool = True) -> Iterator[None]:
-    """Bypass every circuit breaker of this process inside the block (or decorated test).
-
-    Takes effect at once, for breakers that already exist too: calls go straight to the
-    protected function, nothing is counted, refused or written to a store. It is process-wide
-    (every thread and task), wins over ``FLEETBREAKER_DISABLED``, and nests:
-    ``breakers_disabled(disabled=False)`` turns breakers back on inside an outer block (or
-    despite the environment variable).
-    """
-    previous = _switch.force(disabled)
-    try:
-        yield
-    finally:
-        _switch.force(previous)
+__all__ = ["FakeClock", "RecordingHook"]
 
 
 class FakeClock:
