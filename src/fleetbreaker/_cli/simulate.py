@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from fleetbreaker._cli.common import CommandError, Exit
 from fleetbreaker._sim import options
 from fleetbreaker._sim.checks import MAX_QUORUM_LOST, MAX_QUORUM_WRITES, checks
 from fleetbreaker._sim.cost import PRICE_READ_PER_MILLION, PRICE_WRITE_PER_MILLION, Prices
-from fleetbreaker._sim.engine import FLEETBREAKER, POWERTOOLS, Result, simulate
+from fleetbreaker._sim.engine import FLEETBREAKER, POWERTOOLS, Result, simulate_each
 from fleetbreaker._sim.figures import document
 from fleetbreaker._sim.fleet import POLICIES
 from fleetbreaker._sim.matrix import matrix_report, print_checks
@@ -26,6 +27,8 @@ from fleetbreaker._sim.report import report, trace_writes
 __all__ = ["add_command", "run"]
 
 T = TypeVar("T")
+
+_DEFAULT_JOBS = os.cpu_count() or 1
 
 _DESCRIPTION = (
     "Simulate a fleet of environments (Lambda-style: one request at a time each) sharing one "
@@ -222,6 +225,14 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "the cells given, as shape:policy,...) and print one table",
     )
     add("--trace-writes", action="store_true", help="list every store write of fleetbreaker")
+    add(
+        "--jobs",
+        type=_typed(_positive_int),
+        default=_DEFAULT_JOBS,
+        metavar="N",
+        help="runs at once (--compare, --matrix), each in a process of its own "
+        f"(default {_DEFAULT_JOBS}: this machine's processors, at most 2 for --compare)",
+    )
     command.set_defaults(command=run, command_name="simulate")
 
 
@@ -286,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         if args.matrix is not None:
             return _matrix(p, args)
         protocols = [FLEETBREAKER] + ([POWERTOOLS] if args.compare else [])
-        results = [simulate(protocol, p) for protocol in protocols]
+        results = list(simulate_each([(protocol, p) for protocol in protocols], jobs=args.jobs))
     found = checks(results[0]) if args.check else None
     if args.json:
         json.dump(document(p, prices, results, found), sys.stdout, indent=2)
@@ -325,14 +336,19 @@ def _plot(results: list[Result], path: Path) -> None:
 
 
 def _matrix(p: Params, args: argparse.Namespace) -> int:
-    results = []
+    cells = []
     for kind, policy in args.matrix:
         shape = args.outage_shape if args.outage_shape.kind == kind else _default_shape(kind)
-        config = options.build_config(policy, args.config)
-        cell = replace(p, shape=shape, policy=policy, config=config)
-        results.append(simulate(FLEETBREAKER, cell))
+        try:
+            config = options.build_config(policy, args.config)
+        except ValueError as exc:
+            raise CommandError(Exit.USAGE, str(exc)) from None
+        cells.append((FLEETBREAKER, replace(p, shape=shape, policy=policy, config=config)))
+    results = []
+    for result in simulate_each(cells, jobs=args.jobs):
+        results.append(result)
         print(
-            f"simulated {kind} x {policy} in {results[-1].elapsed:.1f} s",
+            f"simulated {result.p.shape.kind} x {result.p.policy} in {result.elapsed:.1f} s",
             file=sys.stderr,
             flush=True,
         )

@@ -9,10 +9,12 @@ settles it.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -22,7 +24,7 @@ from fleetbreaker._sim.model import EnvClock, Params, SimTime, downstream_model
 from fleetbreaker._sim.powertools import PowertoolsSubject
 from fleetbreaker._sim.store import Tally
 
-__all__ = ["FLEETBREAKER", "POWERTOOLS", "Result", "simulate"]
+__all__ = ["FLEETBREAKER", "POWERTOOLS", "Result", "simulate", "simulate_each"]
 
 FLEETBREAKER: Final = "fleetbreaker"
 POWERTOOLS: Final = "powertools"
@@ -90,7 +92,6 @@ def simulate(protocol: str, p: Params) -> Result:
     refused_by_second = result.refused_by_second = [0] * seconds
     last_second = seconds - 1
     rng = random.Random(p.seed)
-    expovariate = rng.expovariate
     answer = downstream_model(p)
     outage_start, heal, rps, duration, latency0 = (
         p.outage_start,
@@ -100,6 +101,7 @@ def simulate(protocol: str, p: Params) -> Result:
         p.latency,
     )
     affects = p.affects
+    held_envs = result.held_envs
 
     busy = [False] * p.envs
     pending = [0] * p.envs
@@ -113,61 +115,17 @@ def simulate(protocol: str, p: Params) -> Result:
         heap.append((rng.uniform(0.0, p.warmup), seq, env * 2))
         seq += 1
     heapq.heapify(heap)
-    heappush, heappop = heapq.heappush, heapq.heappop
-    enter, settle = subject.enter, subject.exit
-    in_flight = 0
+    # The loop runs millions of times: everything it touches is a local name, and its counts
+    # are local integers written into the result at the end.
+    heappush, heappop, random_, log = heapq.heappush, heapq.heappop, rng.random, math.log
+    enter, settle, trips = subject.enter, subject.exit, tally.trips
+    in_flight = max_in_flight = calls = refused = downstream_calls = bad_calls = bad_failed = 0
+    probes = outage_probes = leaked = held = refused_in_outage = refused_healthy = 0
+    refused_after_heal = 0
     first_trip: float | None = None
     closed_at: float | None = None
-    trips = tally.trips
-
-    def refuse(env: int, now: float, kind: int) -> None:
-        result.refused += 1
-        refused_by_second[min(int(now), last_second)] += 1
-        if kind == HELD:
-            result.held += 1
-            result.held_envs.add(env)
-            if result.first_hold is None:
-                result.first_hold = now
-        if outage_start <= now < heal:
-            result.refused_in_outage += 1
-        if not affects(env):
-            result.refused_healthy += 1
-        if now >= heal:
-            result.refused_after_heal += 1
-            result.last_refusal = now
-
-    def start(env: int, now: float) -> None:
-        nonlocal seq, in_flight, first_trip, closed_at
-        kind = enter(env)
-        result.calls += 1
-        if first_trip is None and trips:
-            first_trip = trips[0]
-        if closed_at is None and now >= heal:
-            closed_at = result.closed_at
-        if kind in (REJECT, HELD):
-            refuse(env, now, kind)
-            return
-        affected, fails, latency = answer(env, now)
-        result.downstream_calls += 1
-        admitted_by_second[min(int(now), last_second)] += 1
-        if affected:
-            result.bad_calls += 1
-            result.bad_failed += fails or latency > latency0
-        if kind == PROBE:
-            result.probes += 1
-            result.outage_probes += affected
-            in_flight += 1
-            result.max_probes_in_flight = max(result.max_probes_in_flight, in_flight)
-        else:
-            if affected and first_trip is not None:
-                result.leaked += 1
-            if closed_at is not None and first_admit_after_close[env] is None:
-                first_admit_after_close[env] = now
-        busy[env] = True
-        kind_of[env] = kind
-        failing_of[env] = fails
-        heappush(heap, (clocks[env].t + latency, seq, env * 2 + 1))
-        seq += 1
+    last_refusal: float | None = None
+    first_hold: float | None = None
 
     while heap:
         now, _, code = heappop(heap)
@@ -177,24 +135,99 @@ def simulate(protocol: str, p: Params) -> Result:
         clock.t = max(clock.t, now)
         sim.current = clock
         if code & 1 == 0:  # a request arrives
-            nxt = now + expovariate(rps)
+            # random.expovariate(rps), inlined: the same draw from the same generator.
+            nxt = now - log(1.0 - random_()) / rps
             if nxt < duration:
                 heappush(heap, (nxt, seq, code))
                 seq += 1
             if busy[env]:
                 pending[env] += 1
                 continue
-            start(env, now)
         else:  # the downstream call in progress in env returns
             settle(env, failing_of[env])
             busy[env] = False
             if kind_of[env] == PROBE:
                 in_flight -= 1
-            if pending[env]:
-                pending[env] -= 1
-                start(env, now)
+            if not pending[env]:
+                continue
+            pending[env] -= 1
 
+        # A call starts in env.
+        kind = enter(env)
+        calls += 1
+        if first_trip is None and trips:
+            first_trip = trips[0]
+        if closed_at is None and now >= heal:
+            closed_at = result.closed_at
+        second = int(now)
+        second = min(second, last_second)
+        if kind in (REJECT, HELD):
+            refused += 1
+            refused_by_second[second] += 1
+            if kind == HELD:
+                held += 1
+                held_envs.add(env)
+                if first_hold is None:
+                    first_hold = now
+            if outage_start <= now < heal:
+                refused_in_outage += 1
+            if not affects(env):
+                refused_healthy += 1
+            if now >= heal:
+                refused_after_heal += 1
+                last_refusal = now
+            continue
+        affected, fails, latency = answer(env, now)
+        downstream_calls += 1
+        admitted_by_second[second] += 1
+        if affected:
+            bad_calls += 1
+            bad_failed += fails or latency > latency0
+        if kind == PROBE:
+            probes += 1
+            outage_probes += affected
+            in_flight += 1
+            max_in_flight = max(max_in_flight, in_flight)
+        else:
+            if affected and first_trip is not None:
+                leaked += 1
+            if closed_at is not None and first_admit_after_close[env] is None:
+                first_admit_after_close[env] = now
+        busy[env] = True
+        kind_of[env] = kind
+        failing_of[env] = fails
+        heappush(heap, (clock.t + latency, seq, code | 1))
+        seq += 1
+
+    result.calls, result.refused, result.downstream_calls = calls, refused, downstream_calls
+    result.bad_calls, result.bad_failed, result.leaked = bad_calls, bad_failed, leaked
+    result.probes, result.outage_probes, result.max_probes_in_flight = (
+        probes,
+        outage_probes,
+        max_in_flight,
+    )
+    result.held, result.first_hold, result.refused_in_outage = held, first_hold, refused_in_outage
+    result.refused_healthy, result.refused_after_heal = refused_healthy, refused_after_heal
+    result.last_refusal = last_refusal
     admitted = [at for at in first_admit_after_close if at is not None]
     result.fleet_admits_at = max(admitted) if len(admitted) == p.envs else None
     result.elapsed = time.perf_counter() - started
     return result
+
+
+def _quiet_simulate(protocol: str, p: Params) -> Result:
+    """``simulate`` in a worker process, whose library logs would interleave with the report."""
+    logging.getLogger("fleetbreaker").setLevel(logging.ERROR)
+    return simulate(protocol, p)
+
+
+def simulate_each(runs: Sequence[tuple[str, Params]], *, jobs: int) -> Iterator[Result]:
+    """Each ``(protocol, params)`` run's result, in order; up to ``jobs`` runs at once, each in
+    a process of its own (runs share nothing, and one run is single-threaded Python)."""
+    if jobs <= 1 or len(runs) <= 1:
+        for protocol, p in runs:
+            yield simulate(protocol, p)
+        return
+    protocols, params = zip(*runs, strict=True)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(runs))) as pool:
+        yield from pool.map(_quiet_simulate, protocols, params)

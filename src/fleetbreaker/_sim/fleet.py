@@ -7,7 +7,6 @@ the trip-policy presets (``--policy``) that ``--config`` refines.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Final, Protocol
 
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState
@@ -81,28 +80,23 @@ class FleetbreakerSubject:
         self._breakers = [
             CircuitBreaker(CIRCUIT, store=store, config=p.config, clock=clock) for clock in clocks
         ]
-        self._guards: list[AbstractContextManager[None] | None] = [None] * len(clocks)
+        # An environment runs one call at a time, so one guard each serves all its calls (a
+        # guard forgets its call on exit): no allocation per call.
+        self._guards = [breaker.guard() for breaker in self._breakers]
         self._error = DownstreamError("downstream is down")
 
     def enter(self, env: int) -> int:
-        breaker = self._breakers[env]
-        guard = breaker.guard()
         try:
-            guard.__enter__()
+            self._guards[env].__enter__()
         except CircuitOpenError as refused:
             # Refused on its hold: this environment's rules fired and it holds itself open
             # while the fleet's quorum is not reached.
             return HELD if refused.circuit.held_open_until is not None else REJECT
-        self._guards[env] = guard
         # A call admitted while this environment's view is not closed holds the probe slot.
-        return ADMIT if breaker.state is CircuitState.CLOSED else PROBE
+        return ADMIT if self._breakers[env].state is CircuitState.CLOSED else PROBE
 
     def exit(self, env: int, failed: bool) -> None:
-        guard = self._guards[env]
-        self._guards[env] = None
-        if guard is None:  # the engine settles only what it admitted
-            raise RuntimeError(f"environment {env} settles a call it never started")
         if failed:
-            guard.__exit__(DownstreamError, self._error, None)
+            self._guards[env].__exit__(DownstreamError, self._error, None)
         else:
-            guard.__exit__(None, None, None)
+            self._guards[env].__exit__(None, None, None)
