@@ -171,3 +171,12 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--item-bytes", "--jobs", "--trace-writes",
     ):  # fmt: skip
         assert option in out, option
+
+
+def test_command_names_the_engines_protocols() -> None:
+    """The command's protocol names (kept apart so the CLI loads no engine) are the engine's."""
+    from fleetbreaker._cli import simulate
+    from fleetbreaker._sim import engine
+
+    assert (simulate.FLEETBREAKER, simulate.POWERTOOLS) == (engine.FLEETBREAKER, engine.POWERTOOLS)
+    assert set(engine.FACTORIES) == {simulate.FLEETBREAKER, simulate.POWERTOOLS}

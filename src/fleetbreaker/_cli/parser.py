@@ -63,7 +63,8 @@ def build() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleetbreaker",
         description=(
-            "Look at and operate the circuits of a fleetbreaker store, or run the demo. "
+            "Look at and operate the circuits of a fleetbreaker store, run the demo, or "
+            "simulate a fleet through an outage. "
             "A circuit breaker whose state is shared by a whole fleet of processes."
         ),
         epilog=_EPILOG,

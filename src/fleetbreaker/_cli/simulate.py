@@ -11,18 +11,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fleetbreaker._cli.common import CommandError, Exit
 from fleetbreaker._sim import options
 from fleetbreaker._sim.checks import MAX_QUORUM_LOST, MAX_QUORUM_WRITES, checks
 from fleetbreaker._sim.cost import PRICE_READ_PER_MILLION, PRICE_WRITE_PER_MILLION, Prices
-from fleetbreaker._sim.engine import FLEETBREAKER, POWERTOOLS, Result, simulate_each
-from fleetbreaker._sim.figures import document
 from fleetbreaker._sim.fleet import POLICIES
-from fleetbreaker._sim.matrix import matrix_report, print_checks
 from fleetbreaker._sim.model import RATIO, SLOW, Params, Shape
-from fleetbreaker._sim.report import report, trace_writes
+
+if TYPE_CHECKING:
+    from fleetbreaker._sim.engine import Result
+
+# The engine, the report and the figures are imported by `run` alone, so that declaring the
+# command line costs the other commands (list, show, ...) next to nothing.
+FLEETBREAKER = "fleetbreaker"
+POWERTOOLS = "powertools"
 
 __all__ = ["add_command", "run"]
 
@@ -277,6 +281,10 @@ def _params(args: argparse.Namespace) -> Params:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation the options describe; print the report; the exit code."""
+    from fleetbreaker._sim.engine import simulate_each  # noqa: PLC0415 - see the imports
+    from fleetbreaker._sim.figures import document  # noqa: PLC0415
+    from fleetbreaker._sim.report import report, trace_writes  # noqa: PLC0415
+
     p = _params(args)
     prices = Prices(
         write_per_million=args.price_write_per_million,
@@ -336,6 +344,10 @@ def _plot(results: list[Result], path: Path) -> None:
 
 
 def _matrix(p: Params, args: argparse.Namespace) -> int:
+    from fleetbreaker._sim.engine import simulate_each  # noqa: PLC0415 - see the imports
+    from fleetbreaker._sim.matrix import matrix_report, print_checks  # noqa: PLC0415
+    from fleetbreaker._sim.report import trace_writes  # noqa: PLC0415
+
     cells = []
     for kind, policy in args.matrix:
         shape = args.outage_shape if args.outage_shape.kind == kind else _default_shape(kind)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from fleetbreaker._sim.engine import Result
 from fleetbreaker._sim.model import SICK
+
+if TYPE_CHECKING:  # the CLI imports this module to declare --check: it stays light
+    from fleetbreaker._sim.engine import Result
 
 __all__ = ["LOSSLESS_FLEET", "MAX_QUORUM_LOST", "MAX_QUORUM_WRITES", "checks"]
 

@@ -7,6 +7,7 @@ store reads and writes per second; one line style per protocol.
 from __future__ import annotations
 
 import importlib
+import math
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,12 +57,14 @@ def plot(results: list[Result], path: Path) -> None:
         axis.grid(visible=True, alpha=0.3)
     for result, style in zip(results, _STYLES, strict=False):
         name = result.protocol
-        seconds = list(range(len(result.tally.reads)))
+        # The buckets past the run's end hold only the calls still in flight: left out.
+        seconds = list(range(math.ceil(p.duration)))
+        count = len(seconds)
         times, levels = _state_steps(result)
         state.step(times, levels, where="post", linestyle=style, label=name)
         calls.step(
             seconds,
-            result.admitted_by_second,
+            result.admitted_by_second[:count],
             where="post",
             linestyle=style,
             color="tab:green",
@@ -69,7 +72,7 @@ def plot(results: list[Result], path: Path) -> None:
         )
         calls.step(
             seconds,
-            result.refused_by_second,
+            result.refused_by_second[:count],
             where="post",
             linestyle=style,
             color="tab:red",
@@ -77,7 +80,7 @@ def plot(results: list[Result], path: Path) -> None:
         )
         store.step(
             seconds,
-            result.tally.reads,
+            result.tally.reads[:count],
             where="post",
             linestyle=style,
             color="tab:blue",
@@ -85,7 +88,7 @@ def plot(results: list[Result], path: Path) -> None:
         )
         store.step(
             seconds,
-            result.tally.writes,
+            result.tally.writes[:count],
             where="post",
             linestyle=style,
             color="tab:orange",
@@ -100,6 +103,8 @@ def plot(results: list[Result], path: Path) -> None:
     calls.set_ylabel("calls per second")
     store.set_ylabel("store operations per second")
     store.set_yscale("symlog")  # a thousand reads and a handful of writes on one axis
+    store.set_ylim(bottom=0)
+    store.set_xlim(0, p.duration)
     store.set_xlabel("simulated time (s)")
     for axis in (state, calls, store):
         axis.legend(loc="upper right", fontsize="small")
