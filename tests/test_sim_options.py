@@ -148,6 +148,9 @@ def test_presets_and_overrides_build_one_config() -> None:
         (["--matrix", "down:fastest"], "a cell is SHAPE:POLICY"),
         (["--policy", "rate", "--compare", "powertools"], "it needs failure_threshold"),
         (["--price-read-per-million", "-1"], "must be a price >= 0"),
+        (["--matrix", "--json"], "--matrix runs fleetbreaker alone, as text"),
+        (["--matrix", "--compare", "powertools"], "--matrix runs fleetbreaker alone"),
+        (["--config", "success_threshold=1", "--config", "success_threshold=2"], "given twice"),
     ],
 )
 def test_usage_errors_exit_2_naming_the_option(

@@ -232,3 +232,22 @@ def test_benchmark_script_is_a_thin_call_of_the_command() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["runs"]["fleetbreaker"]["trips_persisted"] == 1
+
+
+def test_a_failed_check_is_exit_1() -> None:
+    """A circuit that closes and trips again within one outage fails --check (exit 1), in
+    text and in JSON."""
+    argv = [*QUICK, "--outage-shape", "ratio:0.5", "--config", "recovery_timeout=1s"]
+    argv += ["--config", "success_threshold=1", "--check"]
+    text = simulate(*argv)
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert re.search(
+        r"^FAIL  fleetbreaker: at most one trip persisted per outage \(got [2-9]",
+        text.stdout,
+        re.MULTILINE,
+    )
+    as_json = simulate(*argv, "--json")
+    assert as_json.returncode == 1
+    document = json.loads(as_json.stdout)
+    assert document["runs"]["fleetbreaker"]["trips_persisted"] > 1
+    assert [c["passed"] for c in document["checks"]] == [True, True, False]
