@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -103,7 +104,7 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     command = sub.add_parser(
         "simulate",
         help="simulate a fleet through an outage: store load, leaked calls, recovery, cost",
-        description=_DESCRIPTION,
+        description=textwrap.fill(_DESCRIPTION, 92),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
