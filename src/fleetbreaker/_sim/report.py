@@ -77,7 +77,7 @@ def fmt(value: Number, kind: str) -> str:
             return f"${value:,.0f}"
         return f"${value:,.2f}" if value >= 1 else f"${value:.6f}"
     if kind == "%":
-        return f"{value:.1%}"
+        return f"{value:,.1%}"
     return f"{value:.3f} s"
 
 
@@ -123,7 +123,7 @@ def report(p: Params, prices: Prices, results: list[Result], emit: Emit = print)
     figures = [run_figures(r, prices) for r in results]
     compare = len(results) == 2
     header = f"{'':{_LABEL}}" + "".join(f"{r.protocol:>{_CELL}}" for r in results)
-    emit(header + (f"{'ratio':>10}" if compare else ""))
+    emit(header + (f"{'ratio':>12}" if compare else ""))
     rows = ROWS
     if p.shape.kind != DOWN or config.fleet_minimum_reporters > 1:
         rows = (*ROWS, *SHAPE_ROWS)
@@ -131,7 +131,7 @@ def report(p: Params, prices: Prices, results: list[Result], emit: Emit = print)
         values = [f[key] for f in figures]
         line = f"{label:{_LABEL}}" + "".join(f"{fmt(v, kind):>{_CELL}}" for v in values)
         if compare:
-            line += f"{_ratio(values[0], values[1]):>10}"
+            line += f"{_ratio(values[0], values[1]):>12}"
         emit(line)
     if p.shape.kind != DOWN or config.fleet_minimum_reporters > 1:
         for result in results[:1]:
