@@ -13,7 +13,7 @@ MUTATE_STAMP := $(VENV)/.installed-mutate
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,postgres,bench,testservers,otel,prometheus]'
+	$(BIN)/pip install --quiet -e '.[dev,redis,dynamodb,postgres,bench,testservers,otel,prometheus,plot]'
 	touch $(STAMP) $(CORE_STAMP)
 
 # The library alone (no dependencies): all the demo needs.
@@ -74,13 +74,15 @@ bench-dynamodb: $(STAMP) system-deps
 bench-postgres: $(STAMP) system-deps
 	$(BIN)/python benchmarks/bench_postgres.py
 
+# `fleetbreaker simulate` (docs/simulate.md): 1,000 environments through a 30 s outage,
+# fleetbreaker against the Powertools model, with the fleet checks.
 sim: $(STAMP)
-	$(BIN)/python benchmarks/sim_fleet.py
+	$(BIN)/fleetbreaker simulate --compare powertools --check
 
-# Trip policies (consecutive, rate, rate + quorum) x outage scenarios (full, partial, slow, one
-# sick environment), fleetbreaker alone. At 10,000 environments each run takes minutes.
+# Trip policies (consecutive, rate, rate + quorum) x outage shapes (down, ratio, slow, one
+# sick environment), fleetbreaker alone. At 10,000 environments each run takes a minute or more.
 sim-policies: $(STAMP)
-	$(BIN)/python benchmarks/sim_fleet.py --matrix --envs 1000 --rps 10
+	$(BIN)/fleetbreaker simulate --matrix --envs 1000 --rps 10
 
 # Mutation testing of the core against the server-free suites ([tool.mutmut] in pyproject.toml;
 # docs/mutation.md). Slow, so never part of `make test`. Every run starts afresh, so each

@@ -1,7 +1,8 @@
 """The ``fleetbreaker`` command (also ``python -m fleetbreaker``): see ``fleetbreaker --help``.
 
 ``list``, ``show`` and ``watch`` look at the circuits of any store; ``open``, ``close``,
-``clear`` and ``reset`` operate them; ``demo`` runs the README's simulated fleet. The exit
+``clear`` and ``reset`` operate them; ``demo`` runs the README's simulated fleet; ``simulate``
+sizes a fleet's circuit through an outage in simulated time. The exit
 codes (``Exit``) are a contract: scripts and health checks rely on them.
 """
 

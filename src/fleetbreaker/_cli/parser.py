@@ -10,7 +10,7 @@ from typing import Any
 
 import fleetbreaker
 from fleetbreaker import demo
-from fleetbreaker._cli import commands, operate, watch
+from fleetbreaker._cli import commands, operate, simulate, watch
 from fleetbreaker._cli.status import status
 from fleetbreaker._cli.times import DURATION_FORMS, parse_duration
 
@@ -63,7 +63,8 @@ def build() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleetbreaker",
         description=(
-            "Look at and operate the circuits of a fleetbreaker store, or run the demo. "
+            "Look at and operate the circuits of a fleetbreaker store, run the demo, or "
+            "simulate a fleet through an outage. "
             "A circuit breaker whose state is shared by a whole fleet of processes."
         ),
         epilog=_EPILOG,
@@ -195,6 +196,7 @@ def build() -> argparse.ArgumentParser:
     _json_option(resetting)
 
     _demo_command(sub)
+    simulate.add_command(sub)
 
     # Deprecated: no `help=`, so it is left out of the command list.
     legacy = sub.add_parser("status", description="Deprecated: use `fleetbreaker list`.")
