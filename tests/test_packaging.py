@@ -29,4 +29,11 @@ def test_readme_links_are_absolute() -> None:
     assert relative == []
     for target in targets:
         if target.startswith(f"{REPOSITORY}/blob/main/"):
-            assert (ROOT / target.removeprefix(f"{REPOSITORY}/blob/main/")).exists(), target
+            path, _, anchor = target.removeprefix(f"{REPOSITORY}/blob/main/").partition("#")
+            assert (ROOT / path).exists(), target
+            if anchor:  # GitHub's heading anchors: lower case, spaces as dashes
+                headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.M)
+                slugs = {
+                    re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings
+                }
+                assert anchor in slugs, target
