@@ -141,3 +141,19 @@ def test_status_of_a_bad_path(
         "other-database": "an SQLite database of something else",
     }[kind]
     assert expected in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`fleetbreaker ... | head` that stops reading: exit 141 (as SIGPIPE would), no traceback."""
+    # About 160 KB of JSON, more than a pipe holds: the command is still writing when the
+    # reader closes its end, whatever the scheduling.
+    command = [sys.executable, "-m", "fleetbreaker", "simulate", "--envs", "20"]
+    command += ["--duration", "3000s", "--outage", "20s:50s", "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(1) == b"{"
+        process.stdout.close()  # the reader goes away while the command still writes
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert "Traceback" not in errors, errors
+    assert code == 141, errors
