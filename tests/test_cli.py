@@ -150,7 +150,8 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     command = [sys.executable, "-m", "fleetbreaker", "simulate", "--envs", "20"]
     command += ["--duration", "3000s", "--outage", "20s:50s", "--json"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         assert process.stdout.read(1) == b"{"
         process.stdout.close()  # the reader goes away while the command still writes
         errors = process.stderr.read().decode()

@@ -32,7 +32,9 @@ def test_readme_links_are_absolute() -> None:
             path, _, anchor = target.removeprefix(f"{REPOSITORY}/blob/main/").partition("#")
             assert (ROOT / path).exists(), target
             if anchor:  # GitHub's heading anchors: lower case, spaces as dashes
-                headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.M)
+                headings = re.findall(
+                    r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE
+                )
                 slugs = {
                     re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings
                 }
