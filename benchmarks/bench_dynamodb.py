@@ -23,6 +23,7 @@ import argparse
 import collections
 import dataclasses
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -349,6 +350,8 @@ def run_fleet(library: str, endpoint: str, phases: Phases) -> Summary:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The breakers' own transition logs would interleave with the figures.
+    logging.getLogger("fleetbreaker").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
     parser.add_argument("--dynalite", type=Path, default=DYNALITE_CLI, help="dynalite's cli.js")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import pwd
 import shutil
@@ -310,6 +311,8 @@ def select_round_trip(dsn: str, samples: int) -> tuple[float, int]:
 
 
 def main() -> None:
+    # The breakers' own transition logs would interleave with the figures.
+    logging.getLogger("fleetbreaker").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run; figures meaningless")
     mode = QUICK if parser.parse_args().quick else FULL

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import socket
 import statistics
@@ -341,6 +342,8 @@ def get_round_trip(s: Subjects, samples: int) -> float:
 
 
 def main() -> None:
+    # The breakers' own transition logs would interleave with the figures.
+    logging.getLogger("fleetbreaker").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run; figures meaningless")
     mode = QUICK if parser.parse_args().quick else FULL
