@@ -25,12 +25,12 @@ import pytest
 from fleetbreaker import CircuitState, SQLiteStore, Store, operations
 from fleetbreaker._cli.times import iso
 from fleetbreaker._protocol import Record
-from tests.servers import dynamodb_servers
+from tests.servers import dynamodb_servers, postgres_servers
 from tests.servers.redis_servers import ServerProcess, open_redis_store
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 WAIT_S = 30.0  # bounded waits for a subprocess: generous, a loaded runner is slow
-KINDS = ["sqlite", "redis", "dynamodb"]
+KINDS = ["sqlite", "redis", "postgres", "dynamodb"]
 
 
 @dataclass
@@ -95,6 +95,14 @@ def dynamodb_target(dynalite_server: dynamodb_servers.ServerProcess) -> Iterator
     client = dynamodb_servers.raw_client(dynalite_server.endpoint)
     client.delete_table(TableName=table)
     client.close()
+
+
+@pytest.fixture
+def postgres_target(postgres_server: postgres_servers.PostgresServer) -> Iterator[Target]:
+    table = postgres_servers.unique_table()
+    store = postgres_servers.open_store(postgres_server.dsn, table)
+    yield Target("postgres", f"{postgres_server.dsn}?table={table}&timeout=5", store)
+    store.close()
 
 
 @pytest.fixture(params=KINDS)
@@ -327,8 +335,9 @@ def test_watch_json_lines(sqlite_target: Target, tmp_path: Path) -> None:
     [
         "redis://127.0.0.1:1/0?socket_connect_timeout=2",
         "dynamodb://breakers?endpoint_url=http://127.0.0.1:1&region=us-east-1",
+        "postgresql://app@127.0.0.1:1/app",
     ],
-    ids=["redis-closed-port", "dynamodb-closed-port"],
+    ids=["redis-closed-port", "dynamodb-closed-port", "postgres-closed-port"],
 )
 @pytest.mark.parametrize("command", [["list"], ["show", "payments"], ["watch"]])
 @pytest.mark.usefixtures("aws_sandbox")
