@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+import psycopg
 import pytest
 
 from fleetbreaker import CircuitState, SQLiteStore, Store, operations
@@ -367,6 +368,26 @@ def test_a_missing_sqlite_file_exits_3_and_creates_nothing(tmp_path: Path) -> No
         assert result.returncode == 3, result.stderr
         assert f"no SQLite database at {str(path)!r}" in result.stderr
     assert not path.exists()
+
+
+def test_a_missing_postgres_table_exits_3_and_creates_nothing(
+    postgres_server: postgres_servers.PostgresServer,
+) -> None:
+    """A table name with a typo is exit 3, never a new, empty and healthy-looking table; a URL
+    that asks for the table to be made (create_table=true) gets it."""
+    table = postgres_servers.unique_table()
+    url = f"{postgres_server.dsn}?table={table}&timeout=5"
+    opening = ["open", "payments", "--for", "1m", "--reason", "test", "--create"]
+    for command in (["list"], ["show", "payments"], ["watch"], opening):
+        result = run_cli(*command, "--store", url)
+        assert result.returncode == 3, (command, result.stderr)
+        assert "the table does not exist" in result.stderr, result.stderr
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (None,)
+    made = run_cli("list", "--store", f"{url}&create_table=true")
+    assert made.returncode == 0, made.stderr
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (table,)
 
 
 @pytest.mark.parametrize(

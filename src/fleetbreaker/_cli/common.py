@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fleetbreaker import operations
 from fleetbreaker._info import CircuitInfo
@@ -52,7 +52,8 @@ def open_store(url: str | None, *, must_exist: bool = True) -> Iterator[tuple[St
 
     With ``must_exist`` an SQLite URL whose file does not exist is a ``CommandError`` (exit 3):
     ``SQLiteStore`` would create the file, and a command that only looks must not, nor should
-    a write land in a file no process of the fleet reads.
+    a write land in a file no process of the fleet reads. A PostgreSQL table likewise: a
+    missing one is a store error (exit 3) unless the URL says ``create_table=true`` itself.
     """
     if not url:
         url = os.environ.get(ENV_VARIABLE) or None
@@ -72,7 +73,10 @@ def open_store(url: str | None, *, must_exist: bool = True) -> Iterator[tuple[St
                 f"no SQLite database at {str(path)!r} ({label}); check the path "
                 "(sqlite:///... is absolute, sqlite://... relative to the current directory)",
             )
-    store = from_url(url)
+    options: dict[str, object] = {}
+    if must_exist and _wants_table_made_for_it(url):
+        options["create_table"] = False
+    store = from_url(url, **options)
     try:
         yield store, label
     finally:
@@ -80,6 +84,18 @@ def open_store(url: str | None, *, must_exist: bool = True) -> Iterator[tuple[St
             store.close()
         except StoreError:
             pass  # the command's answer stands; closing a client is not worth an error
+
+
+def _wants_table_made_for_it(url: str) -> bool:
+    """Whether ``url`` is a PostgreSQL URL that leaves ``create_table`` to its default."""
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in {"postgresql", "postgres"}:
+        return False
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return False  # from_url says what is wrong with it
+    return "create_table" not in {key for key, _ in parse_qsl(query, keep_blank_values=True)}
 
 
 def _sqlite_path(url: str) -> Path | None:

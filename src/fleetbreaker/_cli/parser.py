@@ -23,9 +23,10 @@ store:
   --store URL, or the FLEETBREAKER_STORE environment variable (--store wins), for example
     sqlite:///var/lib/app/breakers.db     redis://cache:6379/0?prefix=shop:
     valkey://cache:6379/0                 dynamodb://breakers?region=us-east-1
+    postgresql://ops@db:5432/app?table=fleetbreaker_circuits
   memory:// works but is always empty (its circuits live in one process). The commands that
-  read (list, show, watch) and those that write never create an SQLite file: a path with no
-  database is exit 3.
+  read (list, show, watch) and those that write never create an SQLite file or a PostgreSQL
+  table: a path with no database, or a missing table, is exit 3.
 
 times print in UTC as ISO 8601 with a relative time ("2026-11-29T13:05:00Z (3 min ago)");
 --json prints each time as epoch seconds and, beside it, an ISO string (KEY and KEY_iso).
