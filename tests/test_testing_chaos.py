@@ -131,6 +131,8 @@ def test_after_an_unpersisted_trip_the_next_run_of_failures_trips_again(lose: st
         store.lose_next_writes()
     fail(breaker, 2)
     clock.advance(CONFIG.recovery_timeout + 1)
+    after_the_hold = breaker.info()
+    assert (after_the_hold.state, after_the_hold.failure_count) == (CircuitState.CLOSED, 0)
     fail(breaker, CONFIG.failure_threshold)  # type: ignore[arg-type]
     assert stored(shared).state is CircuitState.OPEN, "the failures never tripped it again"
 
