@@ -17,7 +17,6 @@ protects a trivial downstream, ``downstream(x) -> x``, with default settings. It
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import pwd
@@ -30,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -47,21 +46,19 @@ from fleetbreaker.stores._pg_wire import Result
 from fleetbreaker.stores.postgres import PostgresStore
 from fleetbreaker.testing import FakeClock
 from local_server import free_port
+from store_timing import (
+    DownstreamError,
+    ProbeTimes,
+    adownstream,
+    async_runner,
+    downstream,
+    failing,
+    ns_per_call,
+    sync_runner,
+)
 
 CIRCUIT = "bench-backend"
 FAILURES = 5
-
-
-def downstream(x: int) -> int:
-    return x
-
-
-class DownstreamError(Exception):
-    pass
-
-
-def failing(_x: int) -> int:
-    raise DownstreamError
 
 
 @dataclass(frozen=True)
@@ -159,40 +156,11 @@ class CountingStore(PostgresStore):
 # --- measurements --------------------------------------------------------------------------------
 
 
-def ns_per_call(run: Callable[[int], None], calls: int, repeats: int) -> float:
-    """Best of ``repeats`` (the slower ones measure the machine's neighbours)."""
-    run(min(calls, 1_000))  # warm: connections made, views cached
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        run(calls)
-        best = min(best, (time.perf_counter_ns() - start) / calls)
-    return best
-
-
-def sync_runner(fn: Callable[[int], int]) -> Callable[[int], None]:
-    def run(n: int) -> None:
-        for _ in repeat(None, n):
-            fn(1)
-
-    return run
-
-
 def healthy_path(store: PostgresStore, mode: Mode) -> dict[str, float]:
     breaker = CircuitBreaker(CIRCUIT, store=store)
     fleet_fn = breaker(downstream)
 
-    async def adownstream(x: int) -> int:
-        return x
-
     fleet_afn = breaker(adownstream)
-
-    def async_runner(fn: Callable[[int], Any]) -> Callable[[int], None]:
-        async def many(n: int) -> None:
-            for _ in repeat(None, n):
-                await fn(1)
-
-        return lambda n: asyncio.run(many(n))
 
     return {
         "bare call": ns_per_call(sync_runner(downstream), mode.fleet_calls, mode.repeats),
@@ -241,32 +209,11 @@ def round_trips(store: PostgresStore, mode: Mode) -> list[tuple[str, int]]:
     return [(label, round(trips * 10_000 / n)) for label, trips in rows]
 
 
-@dataclass
-class ProbeTimes:
-    micros: list[float] = field(default_factory=list)
-    round_trips: list[int] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.micros)
-
-    @property
-    def p99(self) -> float:
-        return sorted(self.micros)[min(len(self.micros) - 1, int(len(self.micros) * 0.99))]
-
-    def time(self, call: Callable[[], object]) -> None:
-        sent = CountingStore.sent
-        start = time.perf_counter_ns()
-        call()
-        self.micros.append((time.perf_counter_ns() - start) / 1000)
-        self.round_trips.append(CountingStore.sent - sent)
-
-
 def probes(store: PostgresStore, count: int) -> ProbeTimes:
     """The first call after the recovery timeout: claim the probe slot, call, settle."""
     clock = FakeClock()
     breaker = CircuitBreaker(CIRCUIT + "-probe", store=store, clock=clock, config=Config())
-    times = ProbeTimes()
+    times = ProbeTimes(lambda: CountingStore.sent)
     for _ in range(count + 5):
         now = clock.wall()
         current = store.load(breaker.name)

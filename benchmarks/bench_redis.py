@@ -17,7 +17,6 @@ their default settings, through redis-py clients with the same 250 ms timeouts. 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import shutil
 import socket
@@ -27,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from itertools import repeat
 from typing import Any
@@ -45,21 +44,19 @@ from fleetbreaker._protocol import Record
 from fleetbreaker.stores.redis import RedisStore
 from fleetbreaker.testing import FakeClock
 from local_server import free_port, local_server
+from store_timing import (
+    DownstreamError,
+    ProbeTimes,
+    adownstream,
+    async_runner,
+    downstream,
+    failing,
+    ns_per_call,
+    sync_runner,
+)
 
 CIRCUIT = "bench-backend"
 FAILURES = 5  # both libraries' default failure threshold
-
-
-def downstream(x: int) -> int:
-    return x
-
-
-class DownstreamError(Exception):
-    pass
-
-
-def failing(_x: int) -> int:
-    raise DownstreamError
 
 
 @dataclass(frozen=True)
@@ -168,40 +165,11 @@ def reset(s: Subjects) -> None:
 # --- measurements --------------------------------------------------------------------------------
 
 
-def ns_per_call(run: Callable[[int], None], calls: int, repeats: int) -> float:
-    """Best of ``repeats`` (the slower ones measure the machine's neighbours)."""
-    run(min(calls, 1_000))  # warm: connections made, views cached
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        run(calls)
-        best = min(best, (time.perf_counter_ns() - start) / calls)
-    return best
-
-
-def sync_runner(fn: Callable[[int], int]) -> Callable[[int], None]:
-    def run(n: int) -> None:
-        for _ in repeat(None, n):
-            fn(1)
-
-    return run
-
-
 def healthy_path(s: Subjects, mode: Mode) -> dict[str, float]:
     fleet_fn = s.fleet(downstream)
     py_fn = s.py(downstream)
 
-    async def adownstream(x: int) -> int:
-        return x
-
     fleet_afn = s.fleet(adownstream)
-
-    def async_runner(fn: Callable[[int], Any]) -> Callable[[int], None]:
-        async def many(n: int) -> None:
-            for _ in repeat(None, n):
-                await fn(1)
-
-        return lambda n: asyncio.run(many(n))
 
     return {
         "bare call": ns_per_call(sync_runner(downstream), mode.fleet_calls, mode.repeats),
@@ -260,27 +228,6 @@ def round_trips(s: Subjects, mode: Mode) -> list[tuple[str, int, int]]:
     return [(label, round(f * scale), round(p * scale)) for label, f, p in rows]
 
 
-@dataclass
-class ProbeTimes:
-    micros: list[float] = field(default_factory=list)
-    round_trips: list[int] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.micros)
-
-    @property
-    def p99(self) -> float:
-        return sorted(self.micros)[min(len(self.micros) - 1, int(len(self.micros) * 0.99))]
-
-    def time(self, call: Callable[[], object]) -> None:
-        sent = CountingConnection.sent
-        start = time.perf_counter_ns()
-        call()
-        self.micros.append((time.perf_counter_ns() - start) / 1000)
-        self.round_trips.append(CountingConnection.sent - sent)
-
-
 def probes(s: Subjects, count: int) -> tuple[ProbeTimes, ProbeTimes]:
     """The first call after the recovery timeout, for fleetbreaker and for pybreaker.
 
@@ -291,7 +238,10 @@ def probes(s: Subjects, count: int) -> tuple[ProbeTimes, ProbeTimes]:
     clock = FakeClock()
     breaker = CircuitBreaker(CIRCUIT + "-probe", store=s.store, clock=clock, config=Config())
     py_opened_at = s.py_storage._namespace("opened_at")
-    fleet, py = ProbeTimes(), ProbeTimes()
+    fleet, py = (
+        ProbeTimes(lambda: CountingConnection.sent),
+        ProbeTimes(lambda: CountingConnection.sent),
+    )
     for _ in range(count + 5):
         now = clock.wall()
         current = s.store.load(breaker.name)
