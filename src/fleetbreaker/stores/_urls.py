@@ -182,18 +182,23 @@ def _sqlite(url: _Url, options: dict[str, Any]) -> Store:
         )
     given: dict[str, Any] = {"path": path}
     if "timeout" in url.query:
-        text = url.query["timeout"]
-        try:
-            timeout = float(text)
-        except ValueError:
-            timeout = math.nan
-        if not 0 < timeout <= MAX_TIMEOUT_S:  # also false for NaN
-            raise url.error(
-                f"?timeout= must be seconds in (0, {MAX_TIMEOUT_S:g}], such as ?timeout=2.5, "
-                f"got {text!r}"
-            )
-        given["timeout"] = timeout
+        given["timeout"] = _seconds(url, "timeout", MAX_TIMEOUT_S, example="2.5")
     return _construct(url, SQLiteStore, given, options)
+
+
+def _seconds(url: _Url, option: str, most: float, *, example: str) -> float:
+    """The query option ``option`` as seconds in ``(0, most]``."""
+    text = url.query[option]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= most:  # also false for NaN
+        raise url.error(
+            f"?{option}= must be seconds in (0, {most:g}], such as ?{option}={example}, "
+            f"got {text!r}"
+        )
+    return seconds
 
 
 def _redis(url: _Url, options: dict[str, Any]) -> Store:
@@ -287,17 +292,7 @@ def _postgres(url: _Url, options: dict[str, Any]) -> Store:
     if "table" in url.query:
         given["table"] = url.query["table"]
     if "timeout" in url.query:
-        text = url.query["timeout"]
-        try:
-            timeout = float(text)
-        except ValueError:
-            timeout = math.nan
-        if not 0 < timeout <= MAX_TIMEOUT_S:  # also false for NaN
-            raise url.error(
-                f"?timeout= must be seconds in (0, {MAX_TIMEOUT_S:g}], such as ?timeout=0.5, "
-                f"got {text!r}"
-            )
-        given["timeout"] = timeout
+        given["timeout"] = _seconds(url, "timeout", MAX_TIMEOUT_S, example="0.5")
     if "create_table" in url.query:
         text = url.query["create_table"]
         if text.lower() not in _BOOLEANS:
