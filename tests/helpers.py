@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from fleetbreaker import MemoryStore, Store
+from fleetbreaker import CircuitState, MemoryStore, Store
 from fleetbreaker._protocol import Record
 from fleetbreaker.testing import FaultyStore
 
@@ -102,3 +102,26 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition never became true")
         idle.wait(0.001)
+
+
+def open_record(epoch: int) -> Record:
+    """An open record, written now, that lives ten minutes: what the store tests write."""
+    now = time.time()
+    return Record(
+        CircuitState.OPEN,
+        epoch,
+        opened_at=now,
+        retry_at=now + 30,
+        updated_at=now,
+        expires_at=now + 600,
+    )
+
+
+def timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
+    """Run ``call``; return what it raised and how long it took."""
+    start = time.monotonic()
+    try:
+        call()
+    except Exception as exc:
+        return exc, time.monotonic() - start
+    return None, time.monotonic() - start

@@ -10,36 +10,15 @@ import psycopg_pool
 import pytest
 
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, Config, StoreError
-from fleetbreaker._protocol import Record
 from fleetbreaker.stores.postgres import PostgresStore
 from fleetbreaker.testing import FakeClock
+from tests.helpers import open_record as rec
+from tests.helpers import timed
 from tests.servers.postgres_servers import PostgresServer
 
 TIMEOUT = 0.25
 # What a call may take on a loaded 2-core runner beyond its timeout: scheduling, not waiting.
 SLACK = 0.5
-
-
-def rec(epoch: int) -> Record:
-    now = time.time()
-    return Record(
-        CircuitState.OPEN,
-        epoch,
-        opened_at=now,
-        retry_at=now + 30,
-        updated_at=now,
-        expires_at=now + 600,
-    )
-
-
-def timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
-    """Run ``call``; return what it raised and how long it took."""
-    start = time.monotonic()
-    try:
-        call()
-    except Exception as exc:
-        return exc, time.monotonic() - start
-    return None, time.monotonic() - start
 
 
 class DownstreamError(Exception):

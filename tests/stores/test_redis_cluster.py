@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import redis
 import redis.asyncio
 
-from fleetbreaker import CircuitState
-from fleetbreaker._protocol import Record
 from fleetbreaker.stores.redis import RedisStore
+from tests.helpers import open_record as rec
 from tests.servers.redis_servers import ServerProcess
-
-
-def rec(epoch: int) -> Record:
-    now = time.time()
-    return Record(
-        CircuitState.OPEN,
-        epoch,
-        opened_at=now,
-        retry_at=now + 30,
-        updated_at=now,
-        expires_at=now + 600,
-    )
 
 
 def test_circuits_spread_over_every_node_work_sync_and_async(

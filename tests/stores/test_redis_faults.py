@@ -16,32 +16,11 @@ import redis.backoff
 import redis.retry
 
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, Config, StoreError
-from fleetbreaker._protocol import Record
 from fleetbreaker.stores.redis import RedisStore
 from fleetbreaker.testing import FakeClock
+from tests.helpers import open_record as rec
+from tests.helpers import timed
 from tests.servers.redis_servers import ServerProcess, free_port
-
-
-def rec(epoch: int) -> Record:
-    now = time.time()
-    return Record(
-        CircuitState.OPEN,
-        epoch,
-        opened_at=now,
-        retry_at=now + 30,
-        updated_at=now,
-        expires_at=now + 600,
-    )
-
-
-def timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
-    """Run ``call``; return what it raised and how long it took."""
-    start = time.monotonic()
-    try:
-        call()
-    except Exception as exc:
-        return exc, time.monotonic() - start
-    return None, time.monotonic() - start
 
 
 @pytest.fixture
