@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 
@@ -125,3 +127,12 @@ def timed(call: Callable[[], object]) -> tuple[BaseException | None, float]:
     except Exception as exc:
         return exc, time.monotonic() - start
     return None, time.monotonic() - start
+
+
+def fork() -> int:
+    """os.fork(); the child only runs code of its test and leaves through os._exit."""
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns when other threads exist (a server's, a proxy's): they stay in
+        # this process, and the child touches nothing they own.
+        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+        return os.fork()

@@ -6,7 +6,6 @@ import contextlib
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, CircuitTransition, Config
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.dynamodb import DynamoDBStore
+from tests.helpers import fork
 from tests.servers.dynamodb_servers import (
     FaultProxy,
     ServerProcess,
@@ -36,15 +36,6 @@ def _record(failure_count: int) -> Record:
         failure_count=failure_count,
         expires_at=EXPIRES_AT,
     )
-
-
-def _fork() -> int:
-    """os.fork(); the child only runs code of this test and leaves through os._exit."""
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns when other threads exist (a FaultProxy's, say): they stay in
-        # this process, and the child touches nothing they own.
-        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-        return os.fork()
 
 
 @pytest.fixture
@@ -81,7 +72,7 @@ def test_parent_and_child_never_read_each_others_responses(
     assert store.load("parent") == parent_record  # leaves a keep-alive connection in the pool
 
     go_read, go_write = os.pipe()
-    pid = _fork()
+    pid = fork()
     if pid == 0:  # the child: report through the exit status, and never return into pytest
         status = 100
         try:
@@ -108,7 +99,7 @@ def test_child_opens_its_own_connection(fault_proxy: FaultProxy, table: str, cli
         store = DynamoDBStore(table_name=table, boto3_client=raw_client(fault_proxy.endpoint))
     assert store.compare_and_set("c", None, _record(1))
     assert fault_proxy.connections == 1
-    pid = _fork()
+    pid = fork()
     if pid == 0:
         status = 1
         try:
@@ -187,7 +178,7 @@ def test_breakers_used_before_fork_trip_once_across_workers(
     start_read, start_write = os.pipe()
     children = []
     for _ in range(WORKERS - 1):
-        pid = _fork()
+        pid = fork()
         if pid == 0:
             status = 255
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Iterator
 
 import psycopg
@@ -14,6 +13,7 @@ import pytest
 from fleetbreaker import CircuitState
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.postgres import PostgresStore
+from tests.helpers import fork
 from tests.servers.postgres_servers import PostgresServer, unique_table
 
 ROUNDS = 300
@@ -29,13 +29,6 @@ def _record(failure_count: int) -> Record:
         failure_count=failure_count,
         expires_at=EXPIRES_AT,
     )
-
-
-def _fork() -> int:
-    """os.fork(); the child only runs code of this test and leaves through os._exit."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-        return os.fork()
 
 
 @pytest.fixture
@@ -69,7 +62,7 @@ def test_child_opens_its_own_connection_and_leaves_the_parents_alone(
     assert store.compare_and_set("c", None, _record(1))
     (parent_session,) = _backend_pids(store)
     reader, writer = os.pipe()
-    pid = _fork()
+    pid = fork()
     if pid == 0:
         status = 1
         try:
@@ -109,7 +102,7 @@ def test_parent_and_child_never_read_each_others_answers(
     assert store.compare_and_set("parent", None, parent_record)
     assert store.compare_and_set("child", None, child_record)
     go_read, go_write = os.pipe()
-    pid = _fork()
+    pid = fork()
     if pid == 0:
         status = 100
         try:
@@ -152,7 +145,7 @@ def test_a_child_refuses_its_parents_pool_with_the_fix(
     store = PostgresStore(pool=pool, table=table, timeout=5)
     assert store.compare_and_set("c", None, _record(1))
     reader, writer = os.pipe()
-    pid = _fork()
+    pid = fork()
     if pid == 0:
         report = b"no error"
         try:
