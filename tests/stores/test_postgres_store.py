@@ -17,6 +17,7 @@ import pytest
 from fleetbreaker import CircuitState, ConfigError, StoreError
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.postgres import PostgresStore
+from tests.helpers import wait_for
 from tests.servers.postgres_servers import PostgresServer, unique_table
 
 CREATE = (
@@ -293,13 +294,11 @@ def test_first_use_by_many_processes_at_once_creates_the_table_once(
         creator.execute(CREATE.format(table))
         start.wait()
         # Every process is waiting on the creator's catalog rows: the race is set.
-        deadline = time.monotonic() + 60
-        while admin.execute(
+        waiting = (
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
             "AND query LIKE 'CREATE TABLE IF NOT EXISTS%%'"
-        ).fetchone() != (processes,):
-            assert time.monotonic() < deadline, "the processes never all waited to create"
-            time.sleep(0.01)
+        )
+        wait_for(lambda: admin.execute(waiting).fetchone() == (processes,), timeout=60)
         creator.commit()
     outcomes = dict(results.get(timeout=60) for _ in range(processes))
     for worker in workers:
