@@ -146,6 +146,25 @@ def test_a_lost_ack_is_applied_then_raises(path: str) -> None:
     assert store.injected("lost_ack", "write") == 1
 
 
+@pytest.mark.parametrize("applied", [False, True], ids=["lost-write", "lost-ack"])
+def test_lost_request_rates(applied: bool) -> None:
+    """At rate 1 every write is lost, on the way (never applied) or on the way back (applied,
+    then StoreError); reads are never lost."""
+    inner = MemoryStore()
+    if applied:
+        store = FaultyStore(inner, lost_ack_rate=1.0)
+    else:
+        store = FaultyStore(inner, lost_write_rate=1.0)
+    for i in range(20):
+        with pytest.raises(StoreError):
+            store.compare_and_set(f"c{i}", None, rec(1))
+        assert (inner.load(f"c{i}") == rec(1)) is applied
+        assert store.load(f"c{i}") == inner.load(f"c{i}")
+    fault = "lost_ack" if applied else "lost_write"
+    assert store.injected(fault, "write") == 20
+    assert store.injected() == 20
+
+
 def test_a_lost_ack_of_a_losing_write_changes_nothing() -> None:
     """A write the inner store refuses, its answer lost, leaves the stored record as it was."""
     inner = MemoryStore()
@@ -161,7 +180,9 @@ def test_rates_are_drawn_from_the_seed() -> None:
     """The same seed injects the same faults into the same sequence of operations."""
 
     def run(seed: int) -> list[str]:
-        store = FaultyStore(MemoryStore(), error_rate=0.3, lost_ack_rate=0.3, seed=seed)
+        store = FaultyStore(
+            MemoryStore(), error_rate=0.3, lost_write_rate=0.2, lost_ack_rate=0.3, seed=seed
+        )
         outcomes = []
         for i in range(200):
             try:
@@ -176,6 +197,7 @@ def test_rates_are_drawn_from_the_seed() -> None:
     assert first != run(8)
     assert 20 < first.count("injected error") < 100
     assert 10 < first.count("applied, answer lost") < 80
+    assert 5 < first.count("request lost, not applied") < 60
 
 
 @pytest.mark.parametrize(("rate", "failures"), [(0.0, 0), (1.0, 50)], ids=["never", "always"])
@@ -296,6 +318,7 @@ def _bad_arguments() -> Iterator[tuple[dict[str, object], str]]:
     yield {"error_rate": -0.1}, "error_rate must be a number in"
     yield {"error_rate": True}, "error_rate must be a number in"
     yield {"lost_ack_rate": "0.5"}, "lost_ack_rate must be a number in"
+    yield {"lost_write_rate": 2}, "lost_write_rate must be a number in"
     yield {"latency": -1}, "latency must be a finite number of seconds"
     yield {"latency": float("inf")}, "latency must be a finite number of seconds"
     yield {"partition_timeout": float("nan")}, "partition_timeout must be a finite number"

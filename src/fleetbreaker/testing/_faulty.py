@@ -74,9 +74,10 @@ class FaultyStore(Store):
     * ``latency``: seconds every operation waits first, or ``latency(operation) -> seconds``
       (operation one of ``OPERATIONS``).
     * ``error_rate``: the share of operations that raise ``StoreError`` without reaching
-      ``inner`` (a write so refused was not applied); ``lost_ack_rate``: the share of writes
-      that reach ``inner`` and then raise ``StoreError`` as a timeout would (applied, not
-      acknowledged). Drawn from ``random.Random(seed)``.
+      ``inner`` (a write so refused was not applied). Lost requests, each a ``StoreError`` as
+      a timeout would raise: ``lost_write_rate``, the share of writes lost on the way (not
+      applied), and ``lost_ack_rate``, the share of writes that reach ``inner`` and whose
+      answer is lost (applied, not acknowledged). Drawn from ``random.Random(seed)``.
     * Scripted faults: ``fail_next``, ``lose_next_writes`` and ``lose_next_acks``.
     * A partition: ``partition()`` (also a context manager that heals at its end) and
       ``heal()``; while partitioned every operation waits ``partition_timeout`` seconds and
@@ -93,6 +94,7 @@ class FaultyStore(Store):
         *,
         latency: Latency = 0.0,
         error_rate: float = 0.0,
+        lost_write_rate: float = 0.0,
         lost_ack_rate: float = 0.0,
         seed: int | None = None,
         partitioned: bool = False,
@@ -107,6 +109,7 @@ class FaultyStore(Store):
         self.inner = inner
         self._latency = latency
         self._error_rate = _rate(error_rate, "error_rate")
+        self._lost_write_rate = _rate(lost_write_rate, "lost_write_rate")
         self._lost_ack_rate = _rate(lost_ack_rate, "lost_ack_rate")
         self._partition_timeout = _seconds(partition_timeout, "partition_timeout")
         self._sleep = sleep
@@ -194,8 +197,11 @@ class FaultyStore(Store):
                     self._fail_next[key] -= 1
                     self._injected["error", operation] += 1
                     return _Plan(delay, StoreError(f"{where}: injected error"))
-            if operation == "write" and self._lose_writes > 0:
-                self._lose_writes -= 1
+            if operation == "write" and (
+                self._lose_writes > 0
+                or (self._lost_write_rate and self._random.random() < self._lost_write_rate)
+            ):
+                self._lose_writes = max(0, self._lose_writes - 1)
                 self._injected["lost_write", operation] += 1
                 return _Plan(delay, StoreError(f"{where}: request lost, not applied"))
             if self._error_rate and self._random.random() < self._error_rate:
