@@ -102,6 +102,9 @@ def dynamodb_target(dynalite_server: dynamodb_servers.ServerProcess) -> Iterator
 def postgres_target(postgres_server: postgres_servers.PostgresServer) -> Iterator[Target]:
     table = postgres_servers.unique_table()
     store = postgres_servers.open_store(postgres_server.dsn, table)
+    assert (
+        store.names() == []
+    )  # the table made, as by the fleet's first breaker (the CLI never makes one)
     yield Target("postgres", f"{postgres_server.dsn}?table={table}&timeout=5", store)
     store.close()
 
