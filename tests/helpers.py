@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from fleetbreaker import CircuitState, MemoryStore, Store
 from fleetbreaker._protocol import Record
+from fleetbreaker.errors import StoreError
 from fleetbreaker.testing import FaultyStore
 
 
@@ -136,3 +137,33 @@ def fork() -> int:
         # this process, and the child touches nothing they own.
         warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
         return os.fork()
+
+
+def every_operation_fails_fast(store: Store, *, says: str, within: float) -> None:
+    """Each operation of ``store`` (sync and async) on circuit "c" (at epoch 1) raises a
+    ``StoreError`` that ``says`` what happened, within ``within`` seconds."""
+    import asyncio
+
+    calls: list[Callable[[], object]] = [
+        lambda: store.load("c"),
+        lambda: store.compare_and_set("c", 1, open_record(2)),
+        store.names,
+        lambda: asyncio.run(store.aload("c")),
+    ]
+    for call in calls:
+        error, elapsed = timed(call)
+        assert isinstance(error, StoreError), error
+        assert says in str(error), error
+        assert elapsed < within, elapsed
+
+
+def marked_record(failure_count: int, *, expires_at: float) -> Record:
+    """An open record at epoch 1 told apart by its ``failure_count`` (the fork tests' mark)."""
+    return Record(
+        CircuitState.OPEN,
+        1,
+        opened_at=1.0,
+        retry_at=2.0,
+        failure_count=failure_count,
+        expires_at=expires_at,
+    )

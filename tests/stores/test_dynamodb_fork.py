@@ -14,7 +14,7 @@ import pytest
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, CircuitTransition, Config
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.dynamodb import DynamoDBStore
-from tests.helpers import fork
+from tests.helpers import fork, marked_record
 from tests.servers.dynamodb_servers import (
     FaultProxy,
     ServerProcess,
@@ -28,14 +28,7 @@ EXPIRES_AT = time.time() + 3600
 
 
 def _record(failure_count: int) -> Record:
-    return Record(
-        CircuitState.OPEN,
-        1,
-        opened_at=1.0,
-        retry_at=2.0,
-        failure_count=failure_count,
-        expires_at=EXPIRES_AT,
-    )
+    return marked_record(failure_count, expires_at=EXPIRES_AT)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, Config, StoreError
 from fleetbreaker.stores.postgres import PostgresStore
 from fleetbreaker.testing import FakeClock
+from tests.helpers import every_operation_fails_fast, timed
 from tests.helpers import open_record as rec
-from tests.helpers import timed
 from tests.servers.postgres_servers import PostgresServer
 
 TIMEOUT = 0.25
@@ -38,17 +38,7 @@ def test_dead_server_fails_fast_and_a_restart_is_picked_up(
     first = rec(1)
     assert store.compare_and_set("c", None, first)
     server.kill()
-    calls = [
-        lambda: store.load("c"),
-        lambda: store.compare_and_set("c", 1, rec(2)),
-        store.names,
-        lambda: asyncio.run(store.aload("c")),
-    ]
-    for call in calls:
-        error, elapsed = timed(call)
-        assert isinstance(error, StoreError), error
-        assert "cannot reach the server" in str(error)
-        assert elapsed < TIMEOUT + SLACK
+    every_operation_fails_fast(store, says="cannot reach the server", within=TIMEOUT + SLACK)
     server.start()
     # The record survived (the cluster's files did): the idle connection the kill closed is
     # noticed and replaced, so the first call after the restart already answers.

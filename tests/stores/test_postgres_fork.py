@@ -10,10 +10,9 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from fleetbreaker import CircuitState
 from fleetbreaker._protocol import Record
 from fleetbreaker.stores.postgres import PostgresStore
-from tests.helpers import fork
+from tests.helpers import fork, marked_record
 from tests.servers.postgres_servers import PostgresServer, unique_table
 
 ROUNDS = 300
@@ -21,14 +20,7 @@ EXPIRES_AT = time.time() + 3600
 
 
 def _record(failure_count: int) -> Record:
-    return Record(
-        CircuitState.OPEN,
-        1,
-        opened_at=1.0,
-        retry_at=2.0,
-        failure_count=failure_count,
-        expires_at=EXPIRES_AT,
-    )
+    return marked_record(failure_count, expires_at=EXPIRES_AT)
 
 
 @pytest.fixture

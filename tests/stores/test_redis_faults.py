@@ -18,8 +18,8 @@ import redis.retry
 from fleetbreaker import CircuitBreaker, CircuitOpenError, CircuitState, Config, StoreError
 from fleetbreaker.stores.redis import RedisStore
 from fleetbreaker.testing import FakeClock
+from tests.helpers import every_operation_fails_fast, timed
 from tests.helpers import open_record as rec
-from tests.helpers import timed
 from tests.servers.redis_servers import ServerProcess, free_port
 
 
@@ -80,17 +80,7 @@ def test_dead_server_fails_fast_and_restart_reloads_the_script(
     store = RedisStore.from_url(server.url)
     assert store.compare_and_set("c", None, rec(1))
     server.kill()
-    calls = [
-        lambda: store.load("c"),
-        lambda: store.compare_and_set("c", 1, rec(2)),
-        store.names,
-        lambda: asyncio.run(store.aload("c")),
-    ]
-    for call in calls:
-        error, elapsed = timed(call)
-        assert isinstance(error, StoreError)
-        assert "cannot reach the server" in str(error)
-        assert elapsed < 1.0
+    every_operation_fails_fast(store, says="cannot reach the server", within=1.0)
     server.start()
     admin = redis.Redis.from_url(server.url)
     assert store._script is not None
